@@ -1,0 +1,3 @@
+from oddoctor.cli.main import main
+
+main()

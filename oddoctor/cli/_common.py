@@ -1,0 +1,95 @@
+"""What every command shares: option aliases, output conventions and exit codes.
+
+Conventions (docs/cli.md):
+- ``--json`` prints exactly one JSON document on stdout, with a ``schema_version``; logs and
+  progress go to stderr.
+- Exit 0: nothing failed. 1: a check failed or errored / the measured thing is bad. 2: usage or
+  input error (bad option value, missing or malformed file), reported in one line without a
+  traceback unless ``--debug``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any, NoReturn, Optional, TextIO
+
+import typer
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show details under each result.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as failures (exit 1).")]
+PluginOpt = Annotated[
+    Optional[list[str]],
+    typer.Option("--plugin", "-p", help="Load one more plugin module (dotted name) for this run. Repeatable."),
+]
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit 2."""
+
+
+class State:
+    debug: bool = False
+
+
+state = State()
+
+
+def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print ``oddoctor: error: message`` on stderr and exit (no traceback)."""
+    print(f"oddoctor: error: {message}", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour only for a TTY, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR", "") != "":
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    return hasattr(stream, "isatty") and stream.isatty()
+
+
+def emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def progress(message: str) -> None:
+    """A progress line on stderr (stdout stays clean for --json)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1024**2, "MB": 1000**2,
+          "MIB": 1024**2, "G": 1024**3, "GB": 1000**3, "GIB": 1024**3, "T": 1024**4,
+          "TB": 1000**4, "TIB": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """'8GiB' -> 8589934592, '500MB' -> 500000000, '1.5G' -> 1610612736 (bare G/M are binary)."""
+    s = text.strip().upper().replace(" ", "")
+    num = s.rstrip("KMGTIB")
+    unit = s[len(num):]
+    try:
+        value = float(num)
+    except ValueError:
+        raise UsageError(f"cannot read size {text!r}: use e.g. 8GiB, 500MB, 2G") from None
+    if unit not in _UNITS or value < 0:
+        raise UsageError(f"cannot read size {text!r}: use e.g. 8GiB, 500MB, 2G")
+    return int(value * _UNITS[unit])
+
+
+def format_bytes(n: float | None) -> str:
+    if n is None:
+        return "unknown"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

@@ -1,0 +1,74 @@
+"""The ``oddoctor`` Typer app. Command modules must not import TensorFlow at import time."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Annotated, Optional
+
+import typer
+
+from oddoctor import __version__
+from oddoctor.cli import _common
+from oddoctor.cli._common import EXIT_FAIL, EXIT_USAGE, UsageError
+
+app = typer.Typer(
+    name="oddoctor",
+    help="The doctor for TensorFlow object detection: will this machine run my model, "
+    "why does my TF1 Mask R-CNN leak, and how do I get off TF1.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"oddoctor {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for unexpected errors.")] = False,
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    _common.state.debug = debug or os.environ.get("ODDOCTOR_DEBUG", "") not in ("", "0")
+
+
+def _register() -> None:
+    # Imported here, not at the top, so that each command module stays import-light.
+    from oddoctor.cli import check as check_cmd
+
+    app.command("check")(check_cmd.check)
+    app.command("collect")(check_cmd.collect)
+    app.command("checks")(check_cmd.list_checks)
+
+
+_register()
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console-script entry point: usage errors exit 2, unexpected errors exit 1, no tracebacks."""
+    try:
+        app(args=argv, prog_name="oddoctor", standalone_mode=True)
+    except UsageError as e:
+        print(f"oddoctor: error: {e}", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        print("oddoctor: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except SystemExit:
+        raise
+    except Exception as e:
+        if _common.state.debug:
+            traceback.print_exc()
+        else:
+            print(f"oddoctor: internal error: {type(e).__name__}: {e} (run with --debug for the traceback)",
+                  file=sys.stderr)
+        sys.exit(EXIT_FAIL)

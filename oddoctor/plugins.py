@@ -1,0 +1,125 @@
+"""The plugin manager façade: the only module that touches ``pm.hook``."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pluggy
+
+from oddoctor import hookspecs
+from oddoctor.checks import Check
+
+ENTRY_POINT_GROUP = "oddoctor"
+
+
+@dataclass
+class PluginError:
+    plugin: str
+    message: str  # "RuntimeError: boom"
+    stage: str  # "load", "oddoctor_checks", "oddoctor_facts"
+
+
+@dataclass
+class PluginSet:
+    """A plugin manager plus whatever went wrong while loading plugins into it."""
+
+    pm: pluggy.PluginManager
+    errors: list[PluginError] = field(default_factory=list)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None = None) -> PluginSet:
+    """A fresh plugin manager with the ``oddoctor`` entry points and ``modules`` (dotted names).
+
+    Every entry point is loaded on its own: one that fails to import is recorded, not raised.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    ps = PluginSet(pm)
+    if entry_points:
+        seen: set[str] = set()
+        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in seen:  # the same distribution seen twice on sys.path
+                continue
+            seen.add(ep.name)
+            try:
+                plugin = ep.load()
+            except Exception as e:
+                ps.errors.append(PluginError(ep.name, _describe(e), "load"))
+                continue
+            _register(ps, plugin, ep.name)
+    for name in modules or []:
+        try:
+            plugin = importlib.import_module(name)
+        except Exception as e:
+            ps.errors.append(PluginError(name, _describe(e), "load"))
+            continue
+        _register(ps, plugin, name)
+    return ps
+
+
+def _register(ps: PluginSet, plugin: object, name: str) -> None:
+    if ps.pm.get_plugin(name) is not None or ps.pm.is_registered(plugin):
+        return
+    try:
+        ps.pm.register(plugin, name=name)
+    except Exception as e:  # pluggy validates hook signatures at registration
+        ps.errors.append(PluginError(name, _describe(e), "load"))
+
+
+def _call_each(ps: PluginSet, hook_name: str) -> list[tuple[str, Any]]:
+    """Call ``hook_name`` on each plugin by itself, so a failure is attributable."""
+    out: list[tuple[str, Any]] = []
+    hook = getattr(ps.pm.hook, hook_name)
+    for impl in hook.get_hookimpls():
+        name = ps.pm.get_name(impl.plugin) or repr(impl.plugin)
+        try:
+            out.append((name, impl.function()))
+        except Exception as e:
+            ps.errors.append(PluginError(name, _describe(e), hook_name))
+    return out
+
+
+def collect_checks(ps: PluginSet) -> list[Check]:
+    """Every registered check, in registration order, each tagged with its plugin's name."""
+    checks: list[Check] = []
+    seen: dict[str, str] = {}
+    for plugin, returned in reversed(_call_each(ps, "oddoctor_checks")):
+        try:
+            items = list(returned or [])
+        except Exception as e:
+            ps.errors.append(PluginError(plugin, _describe(e), "oddoctor_checks"))
+            continue
+        for item in items:
+            if not isinstance(item, Check):
+                ps.errors.append(PluginError(
+                    plugin, f"returned {type(item).__name__}, not an oddoctor Check", "oddoctor_checks"))
+                continue
+            if item.id in seen:
+                ps.errors.append(PluginError(
+                    plugin, f"check id {item.id!r} is already registered by {seen[item.id]}",
+                    "oddoctor_checks"))
+                continue
+            seen[item.id] = plugin
+            item.plugin = plugin
+            checks.append(item)
+    return checks
+
+
+def collect_fact_probes(ps: PluginSet) -> list[tuple[str, str, Callable[[], Any]]]:
+    """``(plugin, fact_name, probe)`` for every fact probe plugins contribute."""
+    probes: list[tuple[str, str, Callable[[], Any]]] = []
+    for plugin, returned in reversed(_call_each(ps, "oddoctor_facts")):
+        if not isinstance(returned, dict):
+            ps.errors.append(PluginError(plugin, "oddoctor_facts must return a dict", "oddoctor_facts"))
+            continue
+        for fact, probe in returned.items():
+            probes.append((plugin, str(fact), probe))
+    return probes

@@ -1,0 +1,1 @@
+"""oddoctor's built-in check plugins, registered through the `oddoctor` entry-point group."""
