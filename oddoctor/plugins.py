@@ -51,14 +51,14 @@ def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None 
             seen.add(ep.name)
             try:
                 plugin = ep.load()
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
                 ps.errors.append(PluginError(ep.name, _describe(e), "load"))
                 continue
             _register(ps, plugin, ep.name)
     for name in modules or []:
         try:
             plugin = importlib.import_module(name)
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
             ps.errors.append(PluginError(name, _describe(e), "load"))
             continue
         _register(ps, plugin, name)
@@ -82,7 +82,7 @@ def _call_each(ps: PluginSet, hook_name: str) -> list[tuple[str, Any]]:
         name = ps.pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
             out.append((name, impl.function()))
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
             ps.errors.append(PluginError(name, _describe(e), hook_name))
     return out
 
@@ -94,7 +94,7 @@ def collect_checks(ps: PluginSet) -> list[Check]:
     for plugin, returned in reversed(_call_each(ps, "oddoctor_checks")):
         try:
             items = list(returned or [])
-        except Exception as e:
+        except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
             ps.errors.append(PluginError(plugin, _describe(e), "oddoctor_checks"))
             continue
         for item in items:

@@ -26,7 +26,7 @@ VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show details 
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as failures (exit 1).")]
 PluginOpt = Annotated[
     Optional[list[str]],
-    typer.Option("--plugin", "-p", help="Load one more plugin module (dotted name) for this run. Repeatable."),
+    typer.Option("--plugin", "-p", help="Load one more plugin module (dotted name). Repeatable."),
 ]
 
 

@@ -65,7 +65,7 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(130)
     except SystemExit:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 - last resort: one line, no traceback
         if _common.state.debug:
             traceback.print_exc()
         else:
