@@ -70,7 +70,7 @@ def _register(ps: PluginSet, plugin: object, name: str) -> None:
         return
     try:
         ps.pm.register(plugin, name=name)
-    except Exception as e:  # pluggy validates hook signatures at registration
+    except Exception as e:  # noqa: BLE001 - pluggy validates hook signatures at registration
         ps.errors.append(PluginError(name, _describe(e), "load"))
 
 
