@@ -44,10 +44,14 @@ def _root(
 def _register() -> None:
     # Imported here, not at the top, so that each command module stays import-light.
     from oddoctor.cli import check as check_cmd
+    from oddoctor.cli import compat, leak_test, migrate
 
     app.command("check")(check_cmd.check)
     app.command("collect")(check_cmd.collect)
     app.command("checks")(check_cmd.list_checks)
+    app.command("compat")(compat.compat)
+    app.command("leak-test")(leak_test.leak_test)
+    app.command("migrate")(migrate.migrate)
 
 
 _register()
