@@ -40,6 +40,8 @@ class Context:
     """What the user asked for on this run: the inputs of checks that are not facts."""
 
     min_vram_bytes: Optional[int] = None
+    #: ``--cpu``: the user means to run on the CPU, so GPU checks are skipped instead of failing.
+    cpu_only: bool = False
     #: Anything a third-party check wants from ``-o key=value`` style options.
     options: dict[str, str] = field(default_factory=dict)
 

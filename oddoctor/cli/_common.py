@@ -17,6 +17,8 @@ from typing import Annotated, Any, NoReturn, Optional, TextIO
 
 import typer
 
+from oddoctor import units
+
 EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
@@ -66,30 +68,12 @@ def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1024**2, "MB": 1000**2,
-          "MIB": 1024**2, "G": 1024**3, "GB": 1000**3, "GIB": 1024**3, "T": 1024**4,
-          "TB": 1000**4, "TIB": 1024**4}
-
-
 def parse_size(text: str) -> int:
-    """'8GiB' -> 8589934592, '500MB' -> 500000000, '1.5G' -> 1610612736 (bare G/M are binary)."""
-    s = text.strip().upper().replace(" ", "")
-    num = s.rstrip("KMGTIB")
-    unit = s[len(num):]
+    """Parse a size option ('8GiB'); bad input is a UsageError (exit 2)."""
     try:
-        value = float(num)
-    except ValueError:
-        raise UsageError(f"cannot read size {text!r}: use e.g. 8GiB, 500MB, 2G") from None
-    if unit not in _UNITS or value < 0:
-        raise UsageError(f"cannot read size {text!r}: use e.g. 8GiB, 500MB, 2G")
-    return int(value * _UNITS[unit])
+        return units.parse_size(text)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
 
 
-def format_bytes(n: float | None) -> str:
-    if n is None:
-        return "unknown"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"
+format_bytes = units.format_bytes

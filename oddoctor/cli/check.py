@@ -1,15 +1,146 @@
-"""`oddoctor check`, `oddoctor collect`, `oddoctor checks` (being written)."""
+"""`oddoctor check`, `oddoctor collect` and `oddoctor checks`."""
 
 from __future__ import annotations
 
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
 
-def check() -> None:
-    """Diagnose this machine (or a snapshot) before training or serving."""
+import typer
+
+from oddoctor.cli._common import (
+    JsonOpt,
+    PluginOpt,
+    StrictOpt,
+    UsageError,
+    VerboseOpt,
+    emit_json,
+    parse_size,
+    use_color,
+)
+
+FromOpt = Annotated[
+    Optional[Path],
+    typer.Option("--from", help="Diagnose a snapshot file written by `oddoctor collect` (- for stdin) "
+                 "instead of this machine.", dir_okay=False),
+]
+TfTimeoutOpt = Annotated[
+    float, typer.Option("--tf-timeout", min=1.0, help="Seconds the child process may take to import TensorFlow.")
+]
+IdsOpt = Annotated[Optional[list[str]], typer.Option(help="Comma-separated check ids or id prefixes.")]
 
 
-def collect() -> None:
-    """Write a snapshot of this machine's facts."""
+def _split(values: Optional[list[str]]) -> Optional[list[str]]:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
 
 
-def list_checks() -> None:
-    """List every registered check."""
+def _progress_fn():
+    if sys.stderr.isatty():
+        return lambda msg: print(f"oddoctor: {msg} ...", file=sys.stderr, flush=True)
+    return None
+
+
+def check(
+    from_file: FromOpt = None,
+    json_out: JsonOpt = False,
+    verbose: VerboseOpt = False,
+    strict: StrictOpt = False,
+    only: IdsOpt = None,
+    skip: IdsOpt = None,
+    plugin: PluginOpt = None,
+    min_vram: Annotated[
+        Optional[str], typer.Option("--min-vram", help="Free GPU memory the job needs, e.g. 8GiB or 500MB.")
+    ] = None,
+    cpu: Annotated[
+        bool, typer.Option("--cpu", help="Diagnose for CPU-only use: GPU checks are skipped, not failed.")
+    ] = False,
+    tf_timeout: TfTimeoutOpt = 60.0,
+) -> None:
+    """Diagnose this machine (or a snapshot) before training or serving.
+
+    Exit 0: nothing failed. 1: a check failed or errored (--strict: or warned). 2: bad usage or input.
+    """
+    from oddoctor.checks import Context
+    from oddoctor.plugins import make_plugin_manager
+    from oddoctor.render import render_human, render_json
+    from oddoctor.runner import run_checks
+    from oddoctor.snapshot import SnapshotError, load_snapshot
+
+    ctx = Context(min_vram_bytes=parse_size(min_vram) if min_vram else None, cpu_only=cpu)
+    ps = make_plugin_manager(modules=plugin)
+    if from_file is not None:
+        try:
+            snap = load_snapshot(from_file)
+        except SnapshotError as e:
+            raise UsageError(str(e)) from None
+        origin = f"snapshot {from_file}"
+    else:
+        from oddoctor.collect import collect_snapshot
+
+        snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn())
+        origin = "this machine"
+    report = run_checks(ps, snap, ctx, only=_split(only), skip=_split(skip))
+    if json_out:
+        render_json(report, strict=strict, origin=origin)
+    else:
+        render_human(report, verbose=verbose, strict=strict, color=use_color(sys.stdout), origin=origin)
+    code = report.exit_code(strict=strict)
+    if report.hung:  # a check thread is stuck: do not let it block interpreter exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code)
+
+
+def collect(
+    output: Annotated[
+        Optional[Path], typer.Option("--output", "-o", help="Write the snapshot here (default: stdout).",
+                                     dir_okay=False)
+    ] = None,
+    plugin: PluginOpt = None,
+    tf_timeout: TfTimeoutOpt = 60.0,
+) -> None:
+    """Write a JSON snapshot of this machine's facts, to diagnose here or elsewhere with `check --from`."""
+    from oddoctor.collect import collect_snapshot
+    from oddoctor.plugins import make_plugin_manager
+
+    ps = make_plugin_manager(modules=plugin)
+    snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn())
+    if output is None:
+        sys.stdout.write(snap.to_json())
+        return
+    try:
+        snap.write(output)
+    except OSError as e:
+        raise UsageError(f"cannot write {output}: {e.strerror or e}") from None
+    print(f"oddoctor: snapshot written to {output}", file=sys.stderr)
+
+
+def list_checks(json_out: JsonOpt = False, plugin: PluginOpt = None) -> None:
+    """List every registered check: id, plugin, description."""
+    from oddoctor.plugins import collect_checks, make_plugin_manager
+
+    ps = make_plugin_manager(modules=plugin)
+    checks = collect_checks(ps)
+    if json_out:
+        emit_json({
+            "schema_version": 1,
+            "kind": "oddoctor.checks",
+            "checks": [{"id": c.id, "plugin": c.plugin, "title": c.title, "description": c.description,
+                        "timeout_s": c.timeout_s} for c in checks],
+            "plugin_errors": [{"plugin": e.plugin, "stage": e.stage, "message": e.message} for e in ps.errors],
+        })
+    else:
+        width = max([len(c.id) for c in checks] + [8])
+        pw = max([len(c.plugin) for c in checks] + [6])
+        for c in checks:
+            print(f"{c.id.ljust(width)}  {c.plugin.ljust(pw)}  {c.description}")
+        for e in ps.errors:
+            print(f"oddoctor: plugin {e.plugin} failed in {e.stage}: {e.message}", file=sys.stderr)
+    if ps.errors:
+        raise typer.Exit(1)
+
+

@@ -1,0 +1,148 @@
+"""Render a :class:`~oddoctor.runner.Report`: a doctor-style text report, or versioned JSON.
+
+The JSON document is described in docs/json-schema.md and oddoctor/schemas/check-report.schema.json.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, TextIO
+
+from oddoctor import __version__
+from oddoctor.checks import Result, Status
+from oddoctor.runner import Report
+from oddoctor.snapshot import Snapshot
+
+REPORT_SCHEMA_VERSION = 1
+
+_MARKS = {Status.OK: "✓", Status.WARN: "!", Status.FAIL: "✗", Status.SKIP: "-", Status.ERROR: "☠"}
+_ASCII = {Status.OK: "ok", Status.WARN: "!", Status.FAIL: "X", Status.SKIP: "-", Status.ERROR: "E"}
+_COLORS = {Status.OK: "32", Status.WARN: "33", Status.FAIL: "31", Status.SKIP: "2", Status.ERROR: "35"}
+
+
+def report_to_dict(report: Report, *, strict: bool = False, origin: str = "this machine") -> dict[str, Any]:
+    snap = report.snapshot
+    counts = report.counts()
+    code = report.exit_code(strict=strict)
+    return {
+        "schema_version": REPORT_SCHEMA_VERSION,
+        "kind": "oddoctor.check-report",
+        "oddoctor_version": __version__,
+        "origin": origin,
+        "snapshot": {
+            "schema_version": snap.schema_version,
+            "hostname": snap.hostname,
+            "collected_at": snap.collected_at,
+            "source": snap.source,
+            "facts": facts_summary(snap),
+        },
+        "results": [r.to_dict() for r in report.results],
+        "summary": {**counts, "total": len(report.results)},
+        "strict": strict,
+        "exit_code": code,
+        "verdict": "ok" if code == 0 else "problems",
+    }
+
+
+def render_json(report: Report, *, strict: bool = False, origin: str = "this machine",
+                out: TextIO | None = None) -> None:
+    stream = out or sys.stdout
+    stream.write(json.dumps(report_to_dict(report, strict=strict, origin=origin), indent=2, default=str) + "\n")
+    stream.flush()
+
+
+def facts_summary(snap: Snapshot) -> dict[str, Any]:
+    """The few facts a reader wants first, for the report header and the JSON summary."""
+    tf = snap.tensorflow
+    bi = tf.build_info or {}
+    return {
+        "platform": " ".join(x for x in (snap.platform.system, snap.platform.machine) if x),
+        "distro": snap.platform.distro + (" (WSL)" if snap.platform.is_wsl else ""),
+        "python": snap.python.version,
+        "driver": snap.nvml.driver_version,
+        "nvml_error": None if snap.nvml.available else snap.nvml.error,
+        "gpus": [f"{g.name} (cc {g.compute_capability})" for g in snap.nvml.gpus],
+        "tensorflow": tf.version if tf.installed or tf.version else None,
+        "tf_build_cuda": bi.get("cuda_version"),
+        "tf_build_cudnn": bi.get("cudnn_version"),
+        "cudart": snap.cuda_libs.cudart[0].version if snap.cuda_libs.cudart else None,
+        "cudnn": snap.cuda_libs.cudnn[0].version if snap.cuda_libs.cudnn else None,
+    }
+
+
+class _Style:
+    def __init__(self, stream: TextIO, color: bool) -> None:
+        self.color = color
+        enc = getattr(stream, "encoding", None) or "ascii"
+        try:
+            "✓✗☠→".encode(enc)
+            self.unicode = True
+        except (UnicodeEncodeError, LookupError):
+            self.unicode = False
+
+    def paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def mark(self, status: Status) -> str:
+        m = (_MARKS if self.unicode else _ASCII)[status]
+        return self.paint(f"[{m}]", _COLORS[status])
+
+
+def render_human(report: Report, *, verbose: bool = False, strict: bool = False, color: bool = False,
+                 origin: str = "this machine", out: TextIO | None = None) -> None:
+    stream = out or sys.stdout
+    st = _Style(stream, color)
+    snap = report.snapshot
+    f = facts_summary(snap)
+    w = stream.write
+    host = f" ({snap.hostname})" if snap.hostname else ""
+    w(st.paint(f"oddoctor {__version__}: diagnosis of {origin}{host}", "1"))
+    w(f", collected {snap.collected_at}\n" if snap.collected_at else "\n")
+    if snap.source not in ("", "collected"):
+        w(f"  source: {snap.source}\n")
+    w(f"  Python {f['python'] or '?'} on {f['platform'] or '?'}" + (f", {f['distro']}" if f["distro"] else "") + "\n")
+    if f["driver"]:
+        gpus = "; ".join(f["gpus"]) or "no GPU listed"
+        w(f"  NVIDIA driver {f['driver']}: {gpus}\n")
+    else:
+        w(f"  NVIDIA driver: none found ({f['nvml_error'] or 'NVML not available'})\n")
+    if f["tensorflow"]:
+        build = (f"built for CUDA {f['tf_build_cuda']}, cuDNN {f['tf_build_cudnn']}"
+                 if f["tf_build_cuda"] else "no CUDA build info")
+        w(f"  TensorFlow {f['tensorflow']} ({snap.tensorflow.distribution or 'tensorflow'}), {build}\n")
+    else:
+        w("  TensorFlow: not installed\n")
+    w("\n")
+    width = max([len(r.id) for r in report.results] + [10])
+    for r in report.results:
+        _render_result(r, st, w, width, verbose)
+    w("\n" + _summary_line(report, strict, st) + "\n")
+    stream.flush()
+
+
+def _render_result(r: Result, st: _Style, w: Any, width: int, verbose: bool) -> None:
+    w(f"{st.mark(r.status)} {r.id.ljust(width)}  {r.message}\n")
+    pad = " " * 4
+    if r.fix and r.status in (Status.FAIL, Status.WARN, Status.ERROR):
+        arrow = "→" if st.unicode else "->"
+        w(pad + st.paint(f"{arrow} fix: {r.fix}", "36") + "\n")
+    if verbose:
+        w(f"{pad}{r.title} [plugin {r.plugin}, {r.duration_s * 1000:.1f} ms]\n")
+        for k, v in r.details.items():
+            text = v if isinstance(v, str) else json.dumps(v, default=str)
+            lines = text.splitlines() or [""]
+            w(f"{pad}  {k}: {lines[0]}\n")
+            for ln in lines[1:]:
+                w(f"{pad}    {ln}\n")
+
+
+def _summary_line(report: Report, strict: bool, st: _Style) -> str:
+    c = report.counts()
+    problems = c["fail"] + c["error"] + (c["warn"] if strict else 0)
+    parts = [f"{c['fail']} failed", f"{c['error']} errored", f"{c['warn']} warning(s)",
+             f"{c['ok']} ok", f"{c['skip']} skipped"]
+    if problems == 0:
+        head = "No problems found" + (" (warnings do not fail without --strict)" if c["warn"] else "")
+        return st.paint(head, "32") + ": " + ", ".join(parts) + "."
+    return st.paint(f"Doctor found {problems} problem(s)", "31") + ": " + ", ".join(parts) + "."
