@@ -1,0 +1,176 @@
+"""Load a TF1 Object Detection API export (frozen graph or TF1 SavedModel) and check its tensors.
+
+Public API:
+
+- ``load_model(path) -> LoadedModel``: ``path`` is a ``frozen_inference_graph.pb``, a SavedModel
+  directory (``saved_model.pb`` inside), the ``saved_model.pb`` file itself, or an OD API export
+  directory (``frozen_inference_graph.pb`` preferred, else ``saved_model/``). SavedModel variables
+  are frozen into constants so every caller gets one self-contained ``GraphDef``.
+- ``validate_graph_def(graph_def) -> tuple[str, ...]``: the OD API output tensors it has.
+- ``import_model(model, graph=None) -> tf.Graph``: import the ``GraphDef`` with ``name=""``
+  so the standard names (``image_tensor:0``...) resolve.
+- ``ModelError``: every "this file cannot be used" case, one line, meant to become exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from oddoctor_legacy_tf1._tfutil import quiet_deprecations
+
+INPUT_TENSOR = "image_tensor:0"
+REQUIRED_OUTPUTS = ("detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0")
+MASK_OUTPUT = "detection_masks:0"
+ALL_OUTPUTS = (*REQUIRED_OUTPUTS, MASK_OUTPUT)
+
+# Ops that end a branch without being a model output.
+_NOT_OUTPUT_OPS = {"NoOp", "Const", "Assert", "Placeholder", "PlaceholderWithDefault", "VarHandleOp",
+                   "VariableV2", "SaveV2", "RestoreV2", "MergeV2Checkpoints", "AssignVariableOp"}
+_LIST_LIMIT = 8
+
+
+class ModelError(Exception):
+    """The model cannot be used: missing, not a GraphDef/SavedModel, or without the OD API tensors."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready to import: a frozen ``GraphDef`` plus what was found in it."""
+
+    graph_def: Any
+    path: Path
+    kind: str  # "frozen_graph" or "saved_model"
+    outputs: tuple[str, ...]  # the OD API output tensor names present, in ALL_OUTPUTS order
+
+    @property
+    def has_masks(self) -> bool:
+        return MASK_OUTPUT in self.outputs
+
+    @property
+    def node_count(self) -> int:
+        return len(self.graph_def.node)
+
+
+def _resolve(path: Path) -> tuple[Path, str]:
+    """Map what the user passed to (file or directory, kind)."""
+    if not path.exists():
+        raise ModelError(f"{path}: no such file or directory")
+    if path.is_dir():
+        if (path / "frozen_inference_graph.pb").is_file():
+            return path / "frozen_inference_graph.pb", "frozen_graph"
+        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            return path, "saved_model"
+        if (path / "saved_model" / "saved_model.pb").is_file():
+            return path / "saved_model", "saved_model"
+        raise ModelError(f"{path}: directory holds neither frozen_inference_graph.pb nor a SavedModel "
+                         "(saved_model.pb)")
+    if path.name == "saved_model.pb":
+        return path.parent, "saved_model"
+    return path, "frozen_graph"
+
+
+def _parse_graph_def(path: Path) -> Any:
+    from google.protobuf.message import DecodeError
+    from tensorflow.core.framework import graph_pb2
+
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not data:
+        raise ModelError(f"{path}: empty file, not a TensorFlow GraphDef")
+    gd = graph_pb2.GraphDef()
+    try:
+        gd.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError):
+        gd = None
+    # Protobuf parsing is lenient: random bytes can decode into an "empty" message with unknown
+    # fields, so a GraphDef also needs nodes that name an op.
+    if gd is None or not gd.node or any(not n.op for n in gd.node):
+        raise ModelError(f"{path}: not a TensorFlow GraphDef (.pb) or SavedModel; expected an Object "
+                         "Detection API export such as frozen_inference_graph.pb")
+    return gd
+
+
+def _load_saved_model(directory: Path) -> Any:
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    try:
+        with quiet_deprecations(tf), graph.as_default(), v1.Session(graph=graph) as sess:
+            v1.saved_model.loader.load(sess, [v1.saved_model.tag_constants.SERVING], str(directory))
+            gd = graph.as_graph_def()
+            present = {op.name for op in graph.get_operations()}
+            outputs = [n.split(":")[0] for n in ALL_OUTPUTS if n.split(":")[0] in present]
+            if v1.global_variables() and outputs:
+                gd = v1.graph_util.convert_variables_to_constants(sess, gd, outputs)
+    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"{directory}: cannot load as a TF1 SavedModel with tag 'serve': {first}") from None
+    return gd
+
+
+def _describe(graph_def: Any) -> tuple[list[str], list[str]]:
+    """Tensors that look like inputs (placeholders) and outputs (consumed by nothing)."""
+    consumed = set()
+    for node in graph_def.node:
+        for inp in node.input:
+            consumed.add(inp.lstrip("^").split(":")[0])
+    inputs = []
+    for node in graph_def.node:
+        if node.op in ("Placeholder", "PlaceholderWithDefault"):
+            dtype = node.attr["dtype"].type if "dtype" in node.attr else 0
+            inputs.append(f"{node.name}:0 ({_dtype_name(dtype)})")
+    outputs = [f"{n.name}:0" for n in graph_def.node if n.name not in consumed and n.op not in _NOT_OUTPUT_OPS]
+    return inputs, outputs
+
+
+def _dtype_name(enum_value: int) -> str:
+    names = {1: "float32", 2: "float64", 3: "int32", 4: "uint8", 7: "string", 9: "int64", 10: "bool"}
+    return names.get(enum_value, f"dtype {enum_value}")
+
+
+def _short(items: list[str]) -> str:
+    if not items:
+        return "none"
+    more = f", ... (+{len(items) - _LIST_LIMIT} more)" if len(items) > _LIST_LIMIT else ""
+    return ", ".join(items[:_LIST_LIMIT]) + more
+
+
+def validate_graph_def(graph_def: Any, source: str = "model") -> tuple[str, ...]:
+    """Return the OD API outputs present; raise ``ModelError`` naming what is missing and what is there."""
+    names = {n.name for n in graph_def.node}
+    missing = [t for t in (INPUT_TENSOR, *REQUIRED_OUTPUTS) if t.split(":")[0] not in names]
+    if missing:
+        inputs, outputs = _describe(graph_def)
+        raise ModelError(
+            f"{source}: not an Object Detection API export: missing {', '.join(missing)}; "
+            f"inputs it has: {_short(inputs)}; outputs it has: {_short(outputs)}")
+    return tuple(t for t in ALL_OUTPUTS if t.split(":")[0] in names)
+
+
+def load_model(path: str | os.PathLike[str]) -> LoadedModel:
+    """Load and validate a TF1 OD API export; raise ``ModelError`` (one line) when it cannot be used."""
+    where, kind = _resolve(Path(path))
+    graph_def = _load_saved_model(where) if kind == "saved_model" else _parse_graph_def(where)
+    outputs = validate_graph_def(graph_def, str(where))
+    return LoadedModel(graph_def=graph_def, path=where, kind=kind, outputs=outputs)
+
+
+def import_model(model: LoadedModel | Any, graph: Any = None) -> Any:
+    """Import the model's ``GraphDef`` (``name=""``) into ``graph`` (a new ``tf.Graph`` by default)."""
+    import tensorflow as tf
+
+    graph_def = model.graph_def if isinstance(model, LoadedModel) else model
+    graph = graph if graph is not None else tf.Graph()
+    with graph.as_default():
+        try:
+            tf.graph_util.import_graph_def(graph_def, name="")
+        except (ValueError, tf.errors.OpError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(f"cannot import the graph: {first}") from None
+    return graph
