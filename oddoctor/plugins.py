@@ -91,7 +91,7 @@ def collect_checks(ps: PluginSet) -> list[Check]:
     """Every registered check, in registration order, each tagged with its plugin's name."""
     checks: list[Check] = []
     seen: dict[str, str] = {}
-    for plugin, returned in reversed(_call_each(ps, "oddoctor_checks")):
+    for plugin, returned in _call_each(ps, "oddoctor_checks"):
         try:
             items = list(returned or [])
         except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
@@ -116,7 +116,7 @@ def collect_checks(ps: PluginSet) -> list[Check]:
 def collect_fact_probes(ps: PluginSet) -> list[tuple[str, str, Callable[[], Any]]]:
     """``(plugin, fact_name, probe)`` for every fact probe plugins contribute."""
     probes: list[tuple[str, str, Callable[[], Any]]] = []
-    for plugin, returned in reversed(_call_each(ps, "oddoctor_facts")):
+    for plugin, returned in _call_each(ps, "oddoctor_facts"):
         if not isinstance(returned, dict):
             ps.errors.append(PluginError(plugin, "oddoctor_facts must return a dict", "oddoctor_facts"))
             continue

@@ -94,7 +94,7 @@ def tf_importable(snap: Snapshot) -> Result:
         return fail("TensorFlow is not installed in this environment", fix=_pip_tf(snap), details=details)
     tail = "\n".join(pr.stderr_tail[-12:])
     details["stderr_tail"] = tail
-    last = next((ln.strip() for ln in reversed(pr.stderr_tail) if ln.strip()), "")
+    last = _last_error_line(pr.stderr_tail)
     if pr.timed_out:
         return fail(f"`import tensorflow` hung for more than {pr.timeout_s:g} s",
                     fix="Run `python -X importtime -c 'import tensorflow'` to see where it stops; a stuck "
@@ -114,6 +114,16 @@ def tf_importable(snap: Snapshot) -> Result:
     else:
         fix = f"Reinstall in a clean environment: python -m venv .venv && {_pip_tf(snap)}"
     return fail(f"`import tensorflow` failed: {err}", fix=fix, details=details)
+
+
+def _last_error_line(lines: list[str]) -> str:
+    """The line of a crash log that says what happened ('Fatal Python error: ...'), else the last one."""
+    text = [ln.strip() for ln in lines if ln.strip()]
+    for ln in reversed(text):
+        low = ln.lower()
+        if "error" in low or "fatal" in low or "abort" in low or "segmentation" in low:
+            return ln
+    return text[-1] if text else ""
 
 
 @check(id="tf.cuda-build", title="TensorFlow is a CUDA build")
@@ -160,6 +170,9 @@ def gpu_visible(snap: Snapshot, ctx: Context) -> Result:
                         details=details)
     if len(tf.gpus) >= expected:
         return ok(f"TensorFlow sees {len(tf.gpus)} of {nv} GPU(s)", details=details)
+    if not tf.gpus and (tf.build_info.get("is_cuda_build", tf.built_with_cuda) is False):
+        return fail(f"NVML sees {nv} GPU(s), TensorFlow sees none: it is a CPU-only build",
+                    fix=f"pip uninstall -y {tf.distribution or 'tensorflow'} && {_pip_tf(snap)}", details=details)
     if not tf.gpus:
         return fail(f"NVML sees {nv} GPU(s), TensorFlow sees none",
                     fix="See tf.gpu-libs-loaded and cuda.* results for the library TensorFlow could not "

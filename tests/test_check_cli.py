@@ -1,0 +1,136 @@
+"""`oddoctor check --from` on snapshots of healthy and broken machines, through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tests.conftest import REPO, SNAPSHOTS, run_json, run_oddoctor
+
+SCHEMA = json.loads((REPO / "oddoctor" / "schemas" / "check-report.schema.json").read_text())
+
+
+def by_id(doc: dict) -> dict[str, dict]:
+    return {r["id"]: r for r in doc["results"]}
+
+
+def test_healthy_gpu_box_passes_every_check():
+    code, doc = run_json("check", "--from", str(SNAPSHOTS / "core_healthy_h100_tf221.json"))
+    jsonschema.validate(doc, SCHEMA)
+    assert code == 0 and doc["exit_code"] == 0 and doc["verdict"] == "ok"
+    bad = [r for r in doc["results"] if r["status"] in ("fail", "error", "warn")]
+    assert bad == []
+    assert by_id(doc)["driver.present"]["message"].startswith("NVIDIA driver 550.54.15")
+    assert doc["snapshot"]["facts"]["tf_build_cuda"] == "12.5.1"
+
+
+@pytest.mark.parametrize(("snapshot", "check_id", "status", "fix_contains"), [
+    ("core_no_driver_cpu_machine", "driver.present", "fail", "Install the NVIDIA driver"),
+    ("core_tf_import_segfault", "tf.importable", "fail", "python -m venv"),
+    ("core_tf_import_hang", "tf.importable", "fail", "--tf-timeout"),
+    ("core_tf_not_installed", "tf.importable", "fail", "pip install 'tensorflow[and-cuda]'"),
+    ("core_cpu_wheel_on_gpu_box", "tf.cuda-build", "fail", "pip uninstall -y tensorflow-cpu"),
+    ("core_cuda_visible_devices_hides_gpu", "gpu.visible", "fail", "unset CUDA_VISIBLE_DEVICES"),
+    ("core_gpu_held_by_other_process", "gpu.other-processes.gpu0", "warn", "TF_FORCE_GPU_ALLOW_GROWTH=true"),
+])
+def test_broken_snapshots_name_the_failing_check_and_fix(snapshot, check_id, status, fix_contains):
+    code, doc = run_json("check", "--from", str(SNAPSHOTS / f"{snapshot}.json"))
+    jsonschema.validate(doc, SCHEMA)
+    r = by_id(doc)[check_id]
+    assert r["status"] == status, r
+    assert fix_contains in r["fix"]
+    assert code == (1 if status == "fail" else 0)
+
+
+def test_segfault_is_quoted_from_the_childs_stderr():
+    _, doc = run_json("check", "--from", str(SNAPSHOTS / "core_tf_import_segfault.json"))
+    r = by_id(doc)["tf.importable"]
+    assert "SIGSEGV" in r["message"] and "Segmentation fault" in r["message"]
+    assert "Fatal Python error" in r["details"]["stderr_tail"]
+
+
+def test_strict_turns_warnings_into_failures():
+    snap = str(SNAPSHOTS / "core_gpu_held_by_other_process.json")
+    assert run_oddoctor("check", "--from", snap).returncode == 0
+    code, doc = run_json("check", "--from", snap, "--strict")
+    assert code == 1 and doc["strict"] is True and doc["verdict"] == "problems"
+
+
+def test_min_vram_fails_when_another_process_holds_the_memory():
+    code, doc = run_json("check", "--from", str(SNAPSHOTS / "core_gpu_held_by_other_process.json"),
+                         "--min-vram", "8GiB")
+    r = by_id(doc)["gpu.min-vram.gpu0"]
+    assert code == 1 and r["status"] == "fail"
+    assert "pid 31337" in r["message"] and "8.0 GiB asked" in r["message"]
+    assert r["details"]["required_bytes"] == 8 * 1024**3
+    code, doc = run_json("check", "--from", str(SNAPSHOTS / "core_healthy_h100_tf221.json"), "--min-vram", "40GB")
+    assert code == 0 and by_id(doc)["gpu.min-vram.gpu0"]["status"] == "ok"
+
+
+def test_only_and_skip_select_by_id_or_prefix():
+    snap = str(SNAPSHOTS / "core_healthy_h100_tf221.json")
+    _, doc = run_json("check", "--from", snap, "--only", "gpu")
+    assert doc["results"] and all(r["id"].startswith("gpu.") for r in doc["results"])
+    _, doc = run_json("check", "--from", snap, "--skip", "gpu,tf.importable")
+    ids = set(by_id(doc))
+    assert "tf.importable" not in ids and not any(i.startswith("gpu.") for i in ids)
+    assert "driver.present" in ids
+
+
+def test_cpu_flag_skips_gpu_checks_on_a_machine_without_driver():
+    code, doc = run_json("check", "--from", str(SNAPSHOTS / "core_no_driver_cpu_machine.json"), "--cpu")
+    assert by_id(doc)["driver.present"]["status"] == "skip"
+    assert not [r for r in doc["results"] if r["status"] in ("fail", "error")]
+    assert code == 0
+
+
+def test_human_report_has_marks_fix_and_summary_without_color_when_not_a_tty():
+    proc = run_oddoctor("check", "--from", str(SNAPSHOTS / "core_tf_not_installed.json"), env={"NO_COLOR": ""})
+    out = proc.stdout
+    assert proc.returncode == 1
+    assert "\x1b[" not in out  # stdout is a pipe: no colour codes
+    assert "[✗] tf.importable" in out
+    assert "fix: pip install 'tensorflow[and-cuda]'" in out
+    assert out.rstrip().splitlines()[-1].startswith("Doctor found 1 problem(s)")
+
+
+def test_verbose_shows_details():
+    proc = run_oddoctor("check", "--from", str(SNAPSHOTS / "core_tf_import_segfault.json"), "--verbose")
+    assert "stderr_tail: " in proc.stdout and "plugin core" in proc.stdout
+
+
+@pytest.mark.parametrize(("content", "expect"), [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "a snapshot is a JSON object"),
+    ('{"hello": 1}', "no integer 'schema_version'"),
+    ('{"schema_version": 99}', "newer than this oddoctor understands"),
+    ('{"schema_version": 1, "nvml": {"gpus": "many"}}', "snapshot.nvml.gpus: expected a list"),
+    ('{"schema_version": 1, "python": {"bits": "64"}}', "snapshot.python.bits: expected an integer"),
+])
+def test_bad_snapshot_files_exit_2_with_one_line(tmp_path: Path, content: str, expect: str):
+    f = tmp_path / "snap.json"
+    f.write_text(content)
+    proc = run_oddoctor("check", "--from", str(f))
+    assert proc.returncode == 2
+    assert expect in proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert proc.stdout == ""
+
+
+def test_missing_snapshot_file_and_bad_size_exit_2(tmp_path: Path):
+    proc = run_oddoctor("check", "--from", str(tmp_path / "nope.json"))
+    assert proc.returncode == 2 and "no such file" in proc.stderr
+    proc = run_oddoctor("check", "--from", str(SNAPSHOTS / "core_healthy_h100_tf221.json"), "--min-vram", "lots")
+    assert proc.returncode == 2 and "cannot read size 'lots'" in proc.stderr
+
+
+def test_checks_lists_builtin_checks_with_their_plugin():
+    code, doc = run_json("checks")
+    assert code == 0
+    rows = {c["id"]: c for c in doc["checks"]}
+    for cid in ("platform.supported", "driver.present", "tf.importable", "tf.cuda-build", "gpu.visible",
+                "gpu.min-vram", "gpu.other-processes"):
+        assert rows[cid]["plugin"] == "core" and rows[cid]["description"]
