@@ -1,0 +1,184 @@
+"""Write the standalone ``run_inference.py`` and ``README.md`` of a migration (no TensorFlow).
+
+Everything that comes from the model file or the command line (tensor names, paths) is
+user-controlled: it enters the emitted code only as a Python literal produced by :func:`py_literal`
+and checked with :func:`ast.literal_eval`, never spliced into code, comments or docstrings.
+"""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Optional
+
+BEGIN = "# --- oddoctor:constants begin ---"
+END = "# --- oddoctor:constants end ---"
+
+#: The keys a TF2 Object Detection API export's ``serving_default`` signature uses.
+TF2_OUTPUT_KEYS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections",
+                   "detection_masks")
+TF2_INPUT_KEY = "input_tensor"
+
+
+@dataclass
+class RunnerSpec:
+    """The model-derived values the runner needs."""
+
+    source_model: str
+    source_input: str
+    source_outputs: dict[str, str]  # signature key -> legacy tensor name
+    oddoctor_version: str
+    signature_key: str = "serving_default"
+    input_key: str = TF2_INPUT_KEY
+    boxes_key: str = "detection_boxes"
+    scores_key: str = "detection_scores"
+    classes_key: str = "detection_classes"
+    num_key: str = "num_detections"
+    masks_key: Optional[str] = "detection_masks"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def py_literal(value: Any) -> str:
+    """A Python source literal for plain data (str, int, float, bool, None, list, tuple, dict).
+
+    ``repr`` of these types is a literal that ``ast.literal_eval`` reads back to an equal value;
+    the round trip is checked so that nothing else can ever reach the emitted code.
+    """
+    _check_plain(value)
+    text = repr(value)
+    if ast.literal_eval(text) != value or "\n" in text or "\r" in text:
+        raise ValueError(f"cannot emit {type(value).__name__} as a one-line Python literal")
+    return text
+
+
+def _check_plain(value: Any) -> None:
+    if value is None or isinstance(value, (bool, int, str)):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError("cannot emit a non-finite float as a literal")
+        return
+    if isinstance(value, (list, tuple)):
+        for v in value:
+            _check_plain(v)
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ValueError("dict keys must be strings")
+            _check_plain(v)
+        return
+    raise ValueError(f"cannot emit {type(value).__name__} as a Python literal")
+
+
+def constants_block(spec: RunnerSpec) -> str:
+    """The constants section of the runner: one ``NAME = literal`` line per value."""
+    values: dict[str, Any] = {
+        "SOURCE_MODEL": spec.source_model,
+        "SOURCE_INPUT": spec.source_input,
+        "SOURCE_OUTPUTS": dict(spec.source_outputs),
+        "SIGNATURE_KEY": spec.signature_key,
+        "INPUT_KEY": spec.input_key,
+        "BOXES_KEY": spec.boxes_key,
+        "SCORES_KEY": spec.scores_key,
+        "CLASSES_KEY": spec.classes_key,
+        "NUM_KEY": spec.num_key,
+        "MASKS_KEY": spec.masks_key,
+        "ODDOCTOR_VERSION": spec.oddoctor_version,
+    }
+    lines = [BEGIN, "# Values below come from the migrated model; oddoctor writes them as Python literals."]
+    lines += [f"{name} = {py_literal(value)}" for name, value in values.items()]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def template_source() -> str:
+    """The runner template shipped in this package (itself a valid, runnable Python file)."""
+    return resources.files("oddoctor.migrate").joinpath("runner_template.py").read_text(encoding="utf-8")
+
+
+def render_runner(spec: RunnerSpec) -> str:
+    """The runner's source with the constants block replaced; it is parsed before being returned."""
+    src = template_source()
+    start = src.index(BEGIN)
+    stop = src.index(END, start) + len(END)
+    out = src[:start] + constants_block(spec) + src[stop:]
+    # Defence in depth: the result must parse, and assign only literals in the constants block.
+    tree = ast.parse(out)
+    names = {"SOURCE_MODEL", "SOURCE_INPUT", "SOURCE_OUTPUTS", "SIGNATURE_KEY", "INPUT_KEY", "BOXES_KEY",
+             "SCORES_KEY", "CLASSES_KEY", "NUM_KEY", "MASKS_KEY", "ODDOCTOR_VERSION"}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in node.targets):
+            ast.literal_eval(node.value)
+    return out
+
+
+def _md_code(text: str) -> str:
+    """Inline Markdown code for an arbitrary string (backticks and newlines cannot break out)."""
+    one_line = text.replace("\r", "\\r").replace("\n", "\\n").replace("|", "\\|")
+    fence = "`"
+    while fence in one_line:
+        fence += "`"
+    return f"{fence} {one_line} {fence}"
+
+
+def render_readme(spec: RunnerSpec, parity: Mapping[str, Any], tf_version: str) -> str:
+    """DIR/README.md: what this folder is and how to run it."""
+    rows = "\n".join(f"| {_md_code(tensor)} | {_md_code(key)} |" for key, tensor in spec.source_outputs.items())
+    diffs = "\n".join(f"| {_md_code(k)} | {v:.3g} |" for k, v in parity.get("max_abs_diff", {}).items())
+    example = "python run_inference.py images/ --out detections.jsonl"
+    return f"""# Migrated model
+
+Migrated by oddoctor {spec.oddoctor_version} (TensorFlow {tf_version}) from {_md_code(spec.source_model)}:
+the TF1 graph's weights and ops, unchanged, in a TF2 SavedModel.
+
+- `saved_model/`: TF2 SavedModel, signature `{spec.signature_key}`: input `{spec.input_key}`
+  (uint8 image batch, `[batch, height, width, 3]`), outputs under the TF2 Object Detection API keys.
+  `detection_boxes` are `[ymin, xmin, ymax, xmax]` normalised to the input image; `detection_masks`
+  (when present) are box-relative, as in a TF2 Object Detection API export.
+- `run_inference.py`: a standalone batch runner (needs only `pip install tensorflow`).
+- `migration.json`: the tensor mapping and the parity figures below.
+
+## Run it
+
+```sh
+{example}
+python run_inference.py --help        # every option
+python run_inference.py images/ --batch-size 4 --gpu 0 --memory-limit-mb 4096
+```
+
+Each output line is one image:
+`{{"file": ..., "height": H, "width": W, "detections": [{{"box": [ymin, xmin, ymax, xmax], "score": s,
+"class_id": c, "mask": {{"size": [H, W], "counts": "..."}}}}]}}`, boxes in pixels of the original image,
+masks as COCO compressed RLE (`pycocotools.mask.decode(det["mask"])` gives the H x W binary mask).
+Unreadable images are skipped, listed on stderr and counted; the last stderr line gives images/s.
+
+In your own code:
+
+```python
+import tensorflow as tf
+detect = tf.saved_model.load("saved_model").signatures["{spec.signature_key}"]
+outputs = detect({spec.input_key}=tf.constant(image_uint8[None]))  # image_uint8: H x W x 3
+```
+
+## Tensor mapping
+
+Input: {_md_code(spec.source_input)} -> `{spec.input_key}`
+
+| legacy tensor | signature output key |
+|---|---|
+{rows}
+
+## Parity (legacy TF1 Session vs this SavedModel)
+
+{parity.get("images", 0)} image(s), tolerance {parity.get("tolerance", 0):g} (largest absolute difference per output):
+
+| output | max abs diff |
+|---|---|
+{diffs}
+
+Re-check: `oddoctor migrate {shlex.quote(spec.source_model)} --out NEWDIR --images YOUR_IMAGES/`.
+"""

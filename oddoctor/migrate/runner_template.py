@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Run a migrated Object Detection model (TF2 SavedModel) over a folder of images.
+
+Written by `oddoctor migrate`. It needs only TensorFlow (and numpy, which TensorFlow itself
+installs) and the Python standard library: copy this file together with its saved_model/ folder.
+
+Output: one JSON object per image (JSON lines) with boxes in pixels of the original image,
+scores, class ids and, for mask models, image-sized binary masks as COCO compressed RLE
+(decode with pycocotools.mask.decode). Progress and the final images/s go to stderr.
+
+Example:
+    python run_inference.py photos/ --out detections.jsonl --score-threshold 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+# --- oddoctor:constants begin ---
+# Values below come from the migrated model; oddoctor writes them as Python literals.
+SOURCE_MODEL = "frozen_inference_graph.pb"
+SOURCE_INPUT = "image_tensor"
+SOURCE_OUTPUTS = {
+    "detection_boxes": "detection_boxes",
+    "detection_scores": "detection_scores",
+    "detection_classes": "detection_classes",
+    "num_detections": "num_detections",
+    "detection_masks": "detection_masks",
+}
+SIGNATURE_KEY = "serving_default"
+INPUT_KEY = "input_tensor"
+BOXES_KEY = "detection_boxes"
+SCORES_KEY = "detection_scores"
+CLASSES_KEY = "detection_classes"
+NUM_KEY = "num_detections"
+MASKS_KEY = "detection_masks"
+ODDOCTOR_VERSION = "0.1.0"
+# --- oddoctor:constants end ---
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_args(argv=None):
+    """Command-line options; parsed before TensorFlow is imported so --help is instant."""
+    p = argparse.ArgumentParser(
+        prog="run_inference.py",
+        description="Detect objects in images with the migrated TF2 SavedModel and write JSON lines.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            f"model: migrated by oddoctor {ODDOCTOR_VERSION} from {SOURCE_MODEL!r}\n"
+            f"  input {SOURCE_INPUT!r} -> signature {SIGNATURE_KEY!r} key {INPUT_KEY!r}\n"
+            "output: one JSON object per image: {\"file\", \"height\", \"width\", \"detections\": [{\n"
+            "  \"box\": [ymin, xmin, ymax, xmax] in pixels, \"score\", \"class_id\",\n"
+            "  \"mask\": {\"size\": [h, w], \"counts\": COCO RLE string}}]}\n"
+            "exit status: 0 ok (unreadable images are skipped, listed and counted), 1 no image could be\n"
+            "  read, 2 bad options or no images found."
+        ),
+    )
+    p.add_argument("images", nargs="+", help="image files and/or folders of images (jpg, png, bmp, gif)")
+    p.add_argument("--model", default=os.path.join(HERE, "saved_model"),
+                   help="SavedModel directory (default: saved_model/ next to this script)")
+    p.add_argument("--out", default="-", help="JSON lines output file (default: stdout)")
+    p.add_argument("--recursive", action="store_true", help="also look for images in sub-folders")
+    p.add_argument("--score-threshold", type=float, default=0.5,
+                   help="keep detections with score >= this (default 0.5)")
+    p.add_argument("--mask-threshold", type=float, default=0.5,
+                   help="mask probability above which a pixel belongs to the object (default 0.5)")
+    p.add_argument("--no-masks", action="store_true", help="do not compute or write masks")
+    p.add_argument("--max-side", type=int, default=1024,
+                   help="resize so the longest side is at most this many pixels, keeping the aspect "
+                        "ratio, before inference; boxes and masks are still reported in original "
+                        "pixels (default 1024; 0 = never resize)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="images per model call; images in a batch are zero-padded to the largest "
+                        "one (default 1; > 1 pays off on GPUs)")
+    p.add_argument("--gpu", type=int, default=None,
+                   help="use only GPU number N (-1: CPU only; default: TensorFlow's choice)")
+    p.add_argument("--memory-limit-mb", type=int, default=None,
+                   help="cap TensorFlow's GPU memory at this many MiB (the TF2 counterpart of "
+                        "per_process_gpu_memory_fraction); default: memory growth (allocate as needed)")
+    p.add_argument("--xla", action="store_true",
+                   help="compile the model call with XLA (jit_compile); falls back when the model "
+                        "has ops XLA cannot compile")
+    p.add_argument("--threads", type=int, default=0,
+                   help="TensorFlow intra-op threads (default 0: one per core)")
+    p.add_argument("--parallel-decode", type=int, default=-1,
+                   help="images decoded in parallel (default -1: tf.data autotune)")
+    p.add_argument("--prefetch", type=int, default=-1,
+                   help="batches prepared ahead of the model (default -1: autotune; 0: off)")
+    p.add_argument("--summary-json", default=None,
+                   help="also write counts and timings to this JSON file")
+    p.add_argument("--quiet", action="store_true", help="no progress lines (the final line is still shown)")
+    args = p.parse_args(argv)
+    if args.batch_size < 1:
+        p.error("--batch-size must be >= 1")
+    if args.max_side < 0:
+        p.error("--max-side must be >= 0")
+    if args.memory_limit_mb is not None and args.memory_limit_mb <= 0:
+        p.error("--memory-limit-mb must be > 0")
+    return args
+
+
+def list_images(inputs, recursive):
+    """Image paths in a stable order; folders are scanned for known image extensions."""
+    paths = []
+    for item in inputs:
+        if os.path.isdir(item):
+            if recursive:
+                for root, dirs, files in os.walk(item):
+                    dirs.sort()
+                    paths.extend(os.path.join(root, f) for f in sorted(files)
+                                 if f.lower().endswith(IMAGE_EXTENSIONS))
+            else:
+                paths.extend(os.path.join(item, f) for f in sorted(os.listdir(item))
+                             if f.lower().endswith(IMAGE_EXTENSIONS)
+                             and os.path.isfile(os.path.join(item, f)))
+        elif os.path.exists(item):
+            paths.append(item)
+        else:
+            print(f"run_inference.py: warning: {item}: no such file or folder", file=sys.stderr)
+    return paths
+
+
+def configure_devices(tf, gpu, memory_limit_mb, threads):
+    """Set GPU visibility and memory policy; must run before TensorFlow first touches a GPU."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpu is not None:
+        if gpu < 0:
+            gpus = []
+        elif gpu >= len(gpus):
+            raise SystemExit(f"run_inference.py: error: --gpu {gpu}: TensorFlow sees {len(gpus)} GPU(s)")
+        else:
+            gpus = [gpus[gpu]]
+        tf.config.set_visible_devices(gpus, "GPU")
+    for dev in gpus:
+        if memory_limit_mb:
+            tf.config.set_logical_device_configuration(
+                dev, [tf.config.LogicalDeviceConfiguration(memory_limit=memory_limit_mb)])
+        else:
+            tf.config.experimental.set_memory_growth(dev, True)
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+    return gpus
+
+
+def make_dataset(tf, paths, max_side, batch_size, parallel, prefetch):
+    """tf.data pipeline: read, decode and resize on TensorFlow ops, in parallel, ahead of the model."""
+    autotune = tf.data.AUTOTUNE
+    files = tf.constant([os.fsencode(p) for p in paths], dtype=tf.string)
+    ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int32), files))
+
+    def load(index, path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8,
+                                   expand_animations=False)
+        size = tf.shape(image)[:2]
+        if max_side > 0:
+            longest = tf.cast(tf.reduce_max(size), tf.float32)
+            scale = tf.minimum(1.0, max_side / longest)
+            new_size = tf.maximum(1, tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32))
+            image = tf.cond(
+                scale < 1.0,
+                lambda: tf.cast(tf.clip_by_value(
+                    tf.round(tf.image.resize(image, new_size, antialias=True)), 0, 255), tf.uint8),
+                lambda: image)
+        return index, image, size, tf.shape(image)[:2]
+
+    ds = ds.map(load, num_parallel_calls=autotune if parallel < 0 else max(parallel, 1), deterministic=True)
+    # An unreadable file drops out here; the main loop notices the missing index and reports it.
+    ds = ds.ignore_errors() if hasattr(ds, "ignore_errors") else ds.apply(tf.data.experimental.ignore_errors())
+    ds = ds.padded_batch(batch_size, padded_shapes=([], [None, None, 3], [2], [2]))
+    if prefetch != 0:
+        ds = ds.prefetch(autotune if prefetch < 0 else prefetch)
+    return ds
+
+
+def make_detect(tf, model_fn, model_batch, batch_size, xla):
+    """The model call plus box scaling, traced once: the input_signature fixes dtype and rank."""
+    batch = 1 if batch_size == 1 else None
+    signature = [
+        tf.TensorSpec([batch, None, None, 3], tf.uint8),
+        tf.TensorSpec([batch, 2], tf.int32),  # original height, width
+        tf.TensorSpec([batch, 2], tf.int32),  # height, width after --max-side, before padding
+    ]
+
+    def call_model(images):
+        if model_batch == 1 and batch != 1:
+            # The model takes one image per call: loop inside the graph rather than in Python.
+            return tf.map_fn(lambda im: {k: v[0] for k, v in model_fn(**{INPUT_KEY: im[None]}).items()},
+                             images,
+                             fn_output_signature={k: tf.TensorSpec(v.shape[1:], v.dtype)
+                                                  for k, v in model_fn.structured_outputs.items()})
+        return model_fn(**{INPUT_KEY: images})
+
+    @tf.function(input_signature=signature, jit_compile=xla or None)
+    def detect(images, original_sizes, resized_sizes):
+        outs = call_model(images)
+        padded = tf.cast(tf.shape(images)[1:3], tf.float32)
+        scale = padded / tf.cast(resized_sizes, tf.float32) * tf.cast(original_sizes, tf.float32)
+        scale = tf.tile(scale, [1, 2])[:, None, :]  # [batch, 1, 4]: y, x, y, x
+        result = {
+            "boxes": outs[BOXES_KEY] * scale,
+            "scores": outs[SCORES_KEY],
+            "classes": outs[CLASSES_KEY],
+            "num": tf.cast(outs[NUM_KEY], tf.int32),
+        }
+        if MASKS_KEY is not None and MASKS_KEY in outs:
+            result["masks"] = outs[MASKS_KEY]
+        return result
+
+    return detect
+
+
+def make_paste_masks(tf, mask_threshold):
+    """Box-relative masks -> image-sized binary masks (the OD API's reframe_box_masks_to_image_masks)."""
+
+    @tf.function(input_signature=[
+        tf.TensorSpec([None, None, None], tf.float32),  # [n, mask_h, mask_w]
+        tf.TensorSpec([None, 4], tf.float32),  # boxes, normalised to the original image
+        tf.TensorSpec([2], tf.int32),  # original height, width
+    ])
+    def paste(box_masks, boxes, size):
+        n = tf.shape(box_masks)[0]
+        corners = tf.reshape(boxes, [-1, 2, 2])
+        low = corners[:, 0:1, :]
+        extent = tf.maximum(corners[:, 1:2, :] - low, 1e-4)
+        unit = tf.reshape(tf.concat([tf.zeros([n, 2]), tf.ones([n, 2])], axis=1), [-1, 2, 2])
+        reverse = tf.reshape((unit - low) / extent, [-1, 4])
+        masks = tf.image.crop_and_resize(box_masks[..., None], reverse, tf.range(n), size,
+                                         extrapolation_value=0.0)
+        return tf.cast(masks[..., 0] > mask_threshold, tf.uint8)
+
+    return paste
+
+
+def rle_encode(mask):
+    """COCO compressed RLE of a 2-D 0/1 uint8 numpy array (same bytes as pycocotools.mask.encode)."""
+    flat = mask.T.reshape(-1)  # COCO runs go down columns
+    changes = (flat[1:] != flat[:-1]).nonzero()[0] + 1
+    bounds = [0, *changes.tolist(), int(flat.size)]
+    counts = [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+    if flat.size and flat[0]:
+        counts.insert(0, 0)  # runs start with zeros
+    out = []
+    for i, x in enumerate(counts):
+        if i > 2:
+            x -= counts[i - 2]
+        more = True
+        while more:
+            c = x & 0x1F
+            x >>= 5
+            more = x != -1 if c & 0x10 else x != 0
+            if more:
+                c |= 0x20
+            out.append(chr(c + 48))
+    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": "".join(out)}
+
+
+def open_output(path):
+    """stdout for '-', else the file (written to a temporary name, renamed at the end)."""
+    if path == "-":
+        return sys.stdout, None
+    tmp = f"{path}.{os.getpid()}.tmp"
+    return open(tmp, "w", encoding="utf-8"), tmp
+
+
+def main(argv=None):
+    """Parse options, configure TensorFlow, then stream images through the model once."""
+    args = parse_args(argv)
+    paths = list_images(args.images, args.recursive)
+    if not paths:
+        print(f"run_inference.py: error: no images found in {' '.join(args.images)}", file=sys.stderr)
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf  # after argument parsing: --help and bad options stay fast
+
+    configure_devices(tf, args.gpu, args.memory_limit_mb, args.threads)
+    t_load = time.perf_counter()
+    model = tf.saved_model.load(args.model)  # once, for every image
+    model_fn = model.signatures[SIGNATURE_KEY]
+    model_batch = model_fn.structured_input_signature[1][INPUT_KEY].shape[0]
+    load_s = time.perf_counter() - t_load
+    detect = make_detect(tf, model_fn, model_batch, args.batch_size, args.xla)
+    want_masks = MASKS_KEY is not None and not args.no_masks and MASKS_KEY in model_fn.structured_outputs
+    paste = make_paste_masks(tf, args.mask_threshold) if want_masks else None
+    dataset = make_dataset(tf, paths, args.max_side, args.batch_size, args.parallel_decode, args.prefetch)
+
+    out, tmp = open_output(args.out)
+    seen = set()
+    done = 0
+    first_batch_end = None
+    first_batch_n = 0
+    last_report = t0 = time.perf_counter()
+    try:
+        for index, images, original_sizes, resized_sizes in dataset:
+            try:
+                res = detect(images, original_sizes, resized_sizes)
+            except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
+                if not args.xla:
+                    raise
+                # XLA cannot compile every detection op (e.g. dynamic NMS): run without it.
+                first_line = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+                print(f"run_inference.py: warning: XLA failed ({first_line}); continuing without --xla",
+                      file=sys.stderr)
+                args.xla = False
+                detect = make_detect(tf, model_fn, model_batch, args.batch_size, False)
+                res = detect(images, original_sizes, resized_sizes)
+            res = {k: v.numpy() for k, v in res.items()}
+            sizes = original_sizes.numpy()
+            for b, i in enumerate(index.numpy().tolist()):
+                seen.add(i)
+                h, w = int(sizes[b][0]), int(sizes[b][1])
+                n = int(res["num"][b])
+                scores = res["scores"][b][:n]
+                keep = (scores >= args.score_threshold).nonzero()[0]
+                boxes = res["boxes"][b][keep]
+                boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
+                boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
+                masks = None
+                if paste is not None and len(keep):
+                    norm = boxes / [h, w, h, w]
+                    masks = paste(res["masks"][b][keep], norm.astype("float32"), [h, w]).numpy()
+                dets = []
+                for j, k in enumerate(keep.tolist()):
+                    det = {"box": [round(float(v), 2) for v in boxes[j]],
+                           "score": round(float(scores[k]), 6),
+                           "class_id": int(res["classes"][b][k])}
+                    if masks is not None:
+                        det["mask"] = rle_encode(masks[j])
+                    dets.append(det)
+                record = {"file": paths[i], "height": h, "width": w, "detections": dets}
+                out.write(json.dumps(record) + "\n")
+            done += len(index)
+            now = time.perf_counter()
+            if first_batch_end is None:
+                first_batch_end, first_batch_n = now, done
+            if not args.quiet and (now - last_report >= 2.0):
+                last_report = now
+                print(f"progress: {done}/{len(paths)} images, {done / (now - t0):.2f} images/s",
+                      file=sys.stderr, flush=True)
+    except BaseException:
+        if tmp is not None:
+            out.close()
+            os.unlink(tmp)
+        raise
+    if tmp is not None:
+        out.close()
+        os.replace(tmp, args.out)
+    wall = time.perf_counter() - t0
+    skipped = [p for i, p in enumerate(paths) if i not in seen]
+    steady = None
+    if first_batch_end is not None and done > first_batch_n and wall > first_batch_end - t0:
+        steady = (done - first_batch_n) / (t0 + wall - first_batch_end)
+    rate = done / wall if wall > 0 else 0.0
+    after_first = f" ({steady:.2f} images/s after the first batch)" if steady else ""
+    print(f"done: {done} images in {wall:.2f} s, {rate:.2f} images/s{after_first}; "
+          f"{len(skipped)} skipped (unreadable)", file=sys.stderr, flush=True)
+    for p in skipped:
+        print(f"  skipped: {p}", file=sys.stderr)
+    if args.summary_json:
+        with open(args.summary_json, "w", encoding="utf-8") as f:
+            json.dump({"images": done, "skipped": skipped, "wall_s": wall, "load_s": load_s,
+                       "images_per_s": done / wall if wall > 0 else None,
+                       "steady_images_per_s": steady, "batch_size": args.batch_size,
+                       "xla": args.xla}, f, indent=2)
+    return 0 if done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
