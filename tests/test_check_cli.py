@@ -28,7 +28,7 @@ def test_healthy_gpu_box_passes_every_check():
 
 
 @pytest.mark.parametrize(("snapshot", "check_id", "status", "fix_contains"), [
-    ("core_no_driver_cpu_machine", "driver.present", "fail", "Install the NVIDIA driver"),
+    ("core_no_driver_cpu_machine", "driver.present", "fail", "Install the NVIDIA driver >= 525.60.13 (for CUDA 12.5.1"),
     ("core_tf_import_segfault", "tf.importable", "fail", "python -m venv"),
     ("core_tf_import_hang", "tf.importable", "fail", "--tf-timeout"),
     ("core_tf_not_installed", "tf.importable", "fail", "pip install 'tensorflow[and-cuda]'"),

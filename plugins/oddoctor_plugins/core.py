@@ -75,7 +75,7 @@ def _driver_floor_text(cuda: str | None, system: str) -> str:
         floor = compat.min_driver_for_cuda(cuda, "windows" if system == "Windows" else "linux")
     except Exception:  # noqa: BLE001 - the fix text degrades to no number, the verdict stands
         return ""
-    return f" >= {floor} (for CUDA {cuda}, TensorFlow's build)" if floor else ""
+    return f" >= {compat.format_driver(floor)} (for CUDA {cuda}, TensorFlow's build)" if floor else ""
 
 
 @check(id="tf.importable", title="TensorFlow importable", timeout_s=10.0)
