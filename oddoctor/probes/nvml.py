@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Callable, TypeVar
+from functools import partial
+from typing import Any, Callable
 
 from oddoctor.snapshot import GpuFacts, GpuProcess, NvmlFacts
-
-T = TypeVar("T")
 
 
 def _err(e: BaseException) -> str:
@@ -39,7 +38,7 @@ def _collect(nv: Any) -> NvmlFacts:
     facts = NvmlFacts(available=True)
     errors: list[str] = []
 
-    def safe(what: str, fn: Callable[[], T]) -> T | None:
+    def safe(what: str, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
         except Exception as e:  # noqa: BLE001 - per-field failure must not kill the report
@@ -54,24 +53,24 @@ def _collect(nv: Any) -> NvmlFacts:
     count = safe("device count", nv.nvmlDeviceGetCount) or 0
     for i in range(count):
         errors_gpu: list[str] = []
-        handle = safe(f"GPU {i} handle", lambda i=i: nv.nvmlDeviceGetHandleByIndex(i))
+        handle = safe(f"GPU {i} handle", partial(nv.nvmlDeviceGetHandleByIndex, i))
         if handle is None:
             facts.gpus.append(GpuFacts(index=i, errors=list(errors)))
             continue
         g = GpuFacts(index=i)
         before = len(errors)
-        name = safe(f"GPU {i} name", lambda h=handle: nv.nvmlDeviceGetName(h))
+        name = safe(f"GPU {i} name", partial(nv.nvmlDeviceGetName, handle))
         g.name = _text(name) if name is not None else ""
-        uuid = safe(f"GPU {i} UUID", lambda h=handle: nv.nvmlDeviceGetUUID(h))
+        uuid = safe(f"GPU {i} UUID", partial(nv.nvmlDeviceGetUUID, handle))
         g.uuid = _text(uuid) if uuid is not None else ""
-        cc = safe(f"GPU {i} compute capability", lambda h=handle: nv.nvmlDeviceGetCudaComputeCapability(h))
+        cc = safe(f"GPU {i} compute capability", partial(nv.nvmlDeviceGetCudaComputeCapability, handle))
         if cc:
             g.compute_capability = f"{cc[0]}.{cc[1]}"
-        mem = safe(f"GPU {i} memory", lambda h=handle: nv.nvmlDeviceGetMemoryInfo(h))
+        mem = safe(f"GPU {i} memory", partial(nv.nvmlDeviceGetMemoryInfo, handle))
         if mem is not None:
             g.memory_total_bytes, g.memory_used_bytes, g.memory_free_bytes = (
                 int(mem.total), int(mem.used), int(mem.free))
-        procs = safe(f"GPU {i} processes", lambda h=handle: nv.nvmlDeviceGetComputeRunningProcesses(h))
+        procs = safe(f"GPU {i} processes", partial(nv.nvmlDeviceGetComputeRunningProcesses, handle))
         for p in procs or []:
             used = getattr(p, "usedGpuMemory", None)
             g.processes.append(GpuProcess(pid=int(p.pid), name=_process_name(int(p.pid)),
