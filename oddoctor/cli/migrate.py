@@ -1,7 +1,73 @@
-"""`oddoctor migrate` (being written)."""
+"""`oddoctor migrate`: a TF1 frozen graph or SavedModel to a TF2 SavedModel, proven equal.
+
+TensorFlow is imported only when the command runs (inside ``oddoctor.migrate.core``).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
-def migrate() -> None:
-    """(being written)"""
+import typer
+
+from oddoctor.cli._common import EXIT_FAIL, EXIT_OK, JsonOpt, die, emit_json, progress
+
+
+def _human(report: dict[str, Any], out: Path) -> None:
+    parity = report["parity"]
+    print(f"migrated {report['source']['path']} -> {out}/")
+    print(f"  saved_model/      TF2 SavedModel, signature serving_default({report['input']['key']}: uint8)")
+    print("  run_inference.py  standalone runner: python " + str(out / "run_inference.py") + " IMAGES_DIR")
+    print("  README.md, migration.json")
+    print(f"parity on {parity['images']} image(s), tolerance {parity['tolerance']:g}: "
+          + ", ".join(f"{k} {v:.2g}" for k, v in parity["max_abs_diff"].items()))
+
+
+def migrate(
+    model: Annotated[Path, typer.Argument(
+        help="TF1 Object Detection export: frozen_inference_graph.pb, a TF1 SavedModel directory, "
+             "or the export directory holding either.", show_default=False)],
+    out: Annotated[Path, typer.Option(
+        "--out", "-o", help="Directory to write (saved_model/, run_inference.py, README.md, "
+                            "migration.json). Built next to it and renamed into place.",
+        show_default=False)],
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it already exists.")] = False,
+    inputs: Annotated[Optional[str], typer.Option(
+        "--inputs", help="Image input tensor of the legacy graph (default image_tensor).")] = None,
+    outputs: Annotated[Optional[list[str]], typer.Option(
+        "--outputs", help="Outputs as KEY=TENSOR (comma-separated or repeated), e.g. "
+                          "detection_boxes=boxes:0. Default: the Object Detection API names.")] = None,
+    images: Annotated[Optional[Path], typer.Option(
+        "--images", help="Folder of jpg/png images for the parity check (default: 4 seeded "
+                         "synthetic images).")] = None,
+    tolerance: Annotated[float, typer.Option(
+        "--tolerance", help="Largest absolute difference allowed per output between the legacy "
+                            "Session and the SavedModel.")] = 1e-4,
+    json_out: JsonOpt = False,
+) -> None:
+    """Migrate a TF1 frozen graph to a TF2 SavedModel, prove it equal, emit a fixed TF2 runner."""
+    from oddoctor.migrate import (
+        MigrateInputError,
+        OutputDirError,
+        ParityError,
+        parse_outputs,
+    )
+    from oddoctor.migrate import migrate as run_migration
+
+    try:
+        report = run_migration(
+            model, out, force=force, input_name=inputs, outputs=parse_outputs(outputs),
+            images_dir=images, tolerance=tolerance, progress=progress,
+        )
+    except (MigrateInputError, OutputDirError) as e:
+        die(str(e))
+    except ParityError as e:
+        progress(f"oddoctor: parity failed: {e}")
+        if json_out:
+            emit_json({**e.report, "ok": False, "error": str(e)})
+        raise typer.Exit(EXIT_FAIL) from None
+    if json_out:
+        emit_json({**report, "ok": True})
+    else:
+        _human(report, out)
+    raise typer.Exit(EXIT_OK)

@@ -133,7 +133,6 @@ def migrate(
         )
         runner = render_runner(spec)
         (staged.path / "run_inference.py").write_text(runner, encoding="utf-8")
-        os.chmod(staged.path / "run_inference.py", 0o755)
         (staged.path / "README.md").write_text(render_readme(spec, parity, tf.__version__), encoding="utf-8")
         (staged.path / "migration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         staged.commit()

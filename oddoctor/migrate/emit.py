@@ -41,17 +41,46 @@ class RunnerSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def py_literal(value: Any) -> str:
+def py_literal(value: Any, *, indent: Optional[int] = None, start: int = 0) -> str:
     """A Python source literal for plain data (str, int, float, bool, None, list, tuple, dict).
 
-    ``repr`` of these types is a literal that ``ast.literal_eval`` reads back to an equal value;
-    the round trip is checked so that nothing else can ever reach the emitted code.
+    Built from ``repr`` of the parts, which for these types is a literal that ``ast.literal_eval``
+    reads back to an equal value; the round trip is checked so that nothing else can ever reach
+    the emitted code. ``indent=None``: one line. ``indent=N``: long values are wrapped (strings as
+    implicitly concatenated pieces) so that lines stay within ``LINE`` columns for linters.
     """
     _check_plain(value)
-    text = repr(value)
-    if ast.literal_eval(text) != value or "\n" in text or "\r" in text:
-        raise ValueError(f"cannot emit {type(value).__name__} as a one-line Python literal")
+    text = repr(value) if indent is None else _wrapped(value, indent, start)
+    if ast.literal_eval(text) != value or (indent is None and ("\n" in text or "\r" in text)):
+        raise ValueError(f"cannot emit {type(value).__name__} as a Python literal")
     return text
+
+
+LINE = 79
+
+
+def _wrapped(value: Any, indent: int, start: int) -> str:
+    one = repr(value)
+    if start + len(one) <= LINE or not isinstance(value, (str, list, tuple, dict)):
+        return one
+    inner = " " * (indent + 4)
+    if isinstance(value, str):
+        pieces: list[str] = []
+        chunk = ""
+        for ch in value:
+            if chunk and len(inner) + len(repr(chunk + ch)) > LINE:
+                pieces.append(repr(chunk))
+                chunk = ""
+            chunk += ch
+        pieces.append(repr(chunk))
+        return "(\n" + "".join(f"{inner}{p}\n" for p in pieces) + " " * indent + ")"
+    if isinstance(value, dict):
+        items = [f"{inner}{_wrapped(k, indent + 4, indent + 4)}: "
+                 f"{_wrapped(v, indent + 4, indent + 4 + len(repr(k)) + 2)},\n" for k, v in value.items()]
+        return "{\n" + "".join(items) + " " * indent + "}"
+    items = [f"{inner}{_wrapped(v, indent + 4, indent + 4)},\n" for v in value]
+    opening, closing = ("[", "]") if isinstance(value, list) else ("(", ")")
+    return opening + "\n" + "".join(items) + " " * indent + closing
 
 
 def _check_plain(value: Any) -> None:
@@ -90,7 +119,7 @@ def constants_block(spec: RunnerSpec) -> str:
         "ODDOCTOR_VERSION": spec.oddoctor_version,
     }
     lines = [BEGIN, "# Values below come from the migrated model; oddoctor writes them as Python literals."]
-    lines += [f"{name} = {py_literal(value)}" for name, value in values.items()]
+    lines += [f"{name} = {py_literal(value, indent=0, start=len(name) + 3)}" for name, value in values.items()]
     lines.append(END)
     return "\n".join(lines)
 
@@ -130,12 +159,18 @@ def render_readme(spec: RunnerSpec, parity: Mapping[str, Any], tf_version: str) 
     rows = "\n".join(f"| {_md_code(tensor)} | {_md_code(key)} |" for key, tensor in spec.source_outputs.items())
     diffs = "\n".join(f"| {_md_code(k)} | {v:.3g} |" for k, v in parity.get("max_abs_diff", {}).items())
     example = "python run_inference.py images/ --out detections.jsonl"
+    version = _md_code(spec.oddoctor_version)
+    recheck = _md_code(f"oddoctor migrate {shlex.quote(spec.source_model)} --out NEWDIR --images YOUR_IMAGES/")
+    if spec.input_key.isidentifier():
+        call = f"detect({spec.input_key}=tf.constant(image_uint8[None]))"
+    else:
+        call = f"detect(**{{{py_literal(spec.input_key)}: tf.constant(image_uint8[None])}})"
     return f"""# Migrated model
 
-Migrated by oddoctor {spec.oddoctor_version} (TensorFlow {tf_version}) from {_md_code(spec.source_model)}:
+Migrated by oddoctor {version} (TensorFlow {_md_code(tf_version)}) from {_md_code(spec.source_model)}:
 the TF1 graph's weights and ops, unchanged, in a TF2 SavedModel.
 
-- `saved_model/`: TF2 SavedModel, signature `{spec.signature_key}`: input `{spec.input_key}`
+- `saved_model/`: TF2 SavedModel, signature {_md_code(spec.signature_key)}: input {_md_code(spec.input_key)}
   (uint8 image batch, `[batch, height, width, 3]`), outputs under the TF2 Object Detection API keys.
   `detection_boxes` are `[ymin, xmin, ymax, xmax]` normalised to the input image; `detection_masks`
   (when present) are box-relative, as in a TF2 Object Detection API export.
@@ -160,13 +195,13 @@ In your own code:
 
 ```python
 import tensorflow as tf
-detect = tf.saved_model.load("saved_model").signatures["{spec.signature_key}"]
-outputs = detect({spec.input_key}=tf.constant(image_uint8[None]))  # image_uint8: H x W x 3
+detect = tf.saved_model.load("saved_model").signatures[{py_literal(spec.signature_key)}]
+outputs = {call}  # image_uint8: an H x W x 3 uint8 array
 ```
 
 ## Tensor mapping
 
-Input: {_md_code(spec.source_input)} -> `{spec.input_key}`
+Input: {_md_code(spec.source_input)} -> {_md_code(spec.input_key)}
 
 | legacy tensor | signature output key |
 |---|---|
@@ -180,5 +215,5 @@ Input: {_md_code(spec.source_input)} -> `{spec.input_key}`
 |---|---|
 {diffs}
 
-Re-check: `oddoctor migrate {shlex.quote(spec.source_model)} --out NEWDIR --images YOUR_IMAGES/`.
+Re-check on your own images: {recheck}.
 """

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Run a migrated Object Detection model (TF2 SavedModel) over a folder of images.
 
 Written by `oddoctor migrate`. It needs only TensorFlow (and numpy, which TensorFlow itself
@@ -47,19 +46,22 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 def parse_args(argv=None):
     """Command-line options; parsed before TensorFlow is imported so --help is instant."""
+    epilog = (
+        f"model: migrated by oddoctor {ODDOCTOR_VERSION} from {SOURCE_MODEL!r}\n"
+        f"  input {SOURCE_INPUT!r} -> signature {SIGNATURE_KEY!r} key {INPUT_KEY!r}\n"
+        "output: one JSON object per image: {\"file\", \"height\", \"width\", \"detections\": [{\n"
+        "  \"box\": [ymin, xmin, ymax, xmax] in pixels, \"score\", \"class_id\",\n"
+        "  \"mask\": {\"size\": [h, w], \"counts\": COCO RLE string}}]}\n"
+        "exit status: 0 ok (unreadable images are skipped, listed and counted), 1 no image could be\n"
+        "  read, 2 bad options or no images found."
+    )
+    if "%(prog)" in epilog:
+        epilog = epilog.replace("%", "%%")  # argparse %-formats text that mentions %(prog)
     p = argparse.ArgumentParser(
         prog="run_inference.py",
         description="Detect objects in images with the migrated TF2 SavedModel and write JSON lines.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=(
-            f"model: migrated by oddoctor {ODDOCTOR_VERSION} from {SOURCE_MODEL!r}\n"
-            f"  input {SOURCE_INPUT!r} -> signature {SIGNATURE_KEY!r} key {INPUT_KEY!r}\n"
-            "output: one JSON object per image: {\"file\", \"height\", \"width\", \"detections\": [{\n"
-            "  \"box\": [ymin, xmin, ymax, xmax] in pixels, \"score\", \"class_id\",\n"
-            "  \"mask\": {\"size\": [h, w], \"counts\": COCO RLE string}}]}\n"
-            "exit status: 0 ok (unreadable images are skipped, listed and counted), 1 no image could be\n"
-            "  read, 2 bad options or no images found."
-        ),
+        epilog=epilog,
     )
     p.add_argument("images", nargs="+", help="image files and/or folders of images (jpg, png, bmp, gif)")
     p.add_argument("--model", default=os.path.join(HERE, "saved_model"),
@@ -242,7 +244,7 @@ def rle_encode(mask):
     flat = mask.T.reshape(-1)  # COCO runs go down columns
     changes = (flat[1:] != flat[:-1]).nonzero()[0] + 1
     bounds = [0, *changes.tolist(), int(flat.size)]
-    counts = [b - a for a, b in zip(bounds[:-1], bounds[1:])]
+    counts = [bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1)]
     if flat.size and flat[0]:
         counts.insert(0, 0)  # runs start with zeros
     out = []
@@ -317,13 +319,15 @@ def main(argv=None):
                 n = int(res["num"][b])
                 scores = res["scores"][b][:n]
                 keep = (scores >= args.score_threshold).nonzero()[0]
-                boxes = res["boxes"][b][keep]
-                boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
-                boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
+                raw_boxes = res["boxes"][b][keep]
                 masks = None
                 if paste is not None and len(keep):
-                    norm = boxes / [h, w, h, w]
+                    # Unclipped boxes, as the model meant them: a mask is pasted over its whole box.
+                    norm = raw_boxes / [h, w, h, w]
                     masks = paste(res["masks"][b][keep], norm.astype("float32"), [h, w]).numpy()
+                boxes = raw_boxes.copy()
+                boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
+                boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
                 dets = []
                 for j, k in enumerate(keep.tolist()):
                     det = {"box": [round(float(v), 2) for v in boxes[j]],

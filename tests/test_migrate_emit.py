@@ -1,0 +1,207 @@
+"""The emitted run_inference.py: literals only, valid, lint-clean, and its COCO RLE is right.
+
+None of these tests need TensorFlow: the runner imports it only after parsing its options.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import json
+import py_compile
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oddoctor.migrate.emit import BEGIN, END, RunnerSpec, py_literal, render_readme, render_runner
+from tests.conftest import REPO
+
+HOSTILE = [
+    "x'; __import__('os').system('touch PWNED') #",
+    'x"; __import__("os").system("touch PWNED") #',
+    "a\n__import__('os').system('touch PWNED')\n",
+    '"""\nimport os; os.system("touch PWNED")\n"""',
+    "'''\nimport os\n'''",
+    "back\\slash\\",
+    "line\u2028separator\u2029and\x00nul\x1b[31m",
+    "{SOURCE_MODEL}%s%(x)s",
+    "`rm -rf /` | table | cell",
+    "very/long/" * 40 + "name:0",
+    "é\U0001f600" * 30,
+]
+
+
+def hostile_spec(value: str) -> RunnerSpec:
+    return RunnerSpec(source_model=value, source_input=value,
+                      source_outputs={"detection_boxes": value, value: value},
+                      oddoctor_version=value)
+
+
+def load_module(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec and spec.loader
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_py_literal_round_trips_hostile_strings(value):
+    text = py_literal(value)
+    assert "\n" not in text and "\r" not in text
+    assert ast.literal_eval(text) == value
+
+
+def test_py_literal_refuses_what_is_not_plain_data():
+    for bad in (object(), float("nan"), {1: "x"}, b"bytes", {"k": {1, 2}}):
+        with pytest.raises(ValueError, match=r"cannot emit|keys must be strings"):
+            py_literal(bad)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_names_stay_data(tmp_path, monkeypatch, value):
+    src = render_runner(hostile_spec(value))
+    path = tmp_path / "run_inference.py"
+    path.write_text(src, encoding="utf-8")
+    py_compile.compile(str(path), doraise=True)
+    # Importing the module runs every top-level statement: nothing may touch the disk.
+    monkeypatch.chdir(tmp_path)
+    mod = load_module(path, "emitted_hostile")
+    assert not (tmp_path / "PWNED").exists()
+    got = (mod.SOURCE_MODEL, mod.SOURCE_INPUT, mod.SOURCE_OUTPUTS)
+    assert got == (value, value, {"detection_boxes": value, value: value})
+    # The only calls at module level are the ones the template makes (os.path helpers).
+    tree = ast.parse(src)
+    top_calls = [ast.unparse(n.func) for stmt in tree.body if not isinstance(stmt, (ast.FunctionDef, ast.If))
+                 for n in ast.walk(stmt) if isinstance(n, ast.Call)]
+    assert set(top_calls) <= {"os.path.dirname", "os.path.abspath"}, top_calls
+    assert "__import__" not in {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def test_hostile_names_in_readme_cannot_break_out_of_code(tmp_path):
+    value = "x`\n# Injected heading\n| a | b |"
+    text = render_readme(hostile_spec(value), {"images": 1, "tolerance": 1e-4,
+                                                "max_abs_diff": {"detection_boxes": 0.0}}, "2.x")
+    assert "\n# Injected heading" not in text
+
+
+@pytest.mark.parametrize("value", [HOSTILE[2], HOSTILE[-2], HOSTILE[-1]])
+def test_emitted_runner_passes_ruff_and_py_compile(tmp_path, value):
+    path = tmp_path / "run_inference.py"
+    src = render_runner(hostile_spec(value))
+    block = src[src.index(BEGIN):src.index(END)]
+    assert max(len(line) for line in block.splitlines()) <= 88  # long names are wrapped, not one line
+    path.write_text(src, encoding="utf-8")
+    py_compile.compile(str(path), doraise=True)
+    ruff = shutil.which("ruff") or str(Path(sys.executable).with_name("ruff"))
+    # With the project's rule set, and with ruff's defaults (how a user's CI would see it).
+    for extra in (["--config", str(REPO / "pyproject.toml")], ["--isolated"]):
+        proc = subprocess.run([ruff, "check", *extra, str(path)], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_runner_needs_only_tensorflow_numpy_and_the_stdlib():
+    tree = ast.parse(render_runner(hostile_spec("m")))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names}
+    assert third_party == {"tensorflow"}, third_party  # numpy arrays come from TensorFlow's .numpy()
+
+
+@pytest.mark.parametrize("name", ["my model.pb", "%(prog)s %d %", HOSTILE[2]])
+def test_runner_help_explains_every_option_without_importing_tensorflow(tmp_path, name):
+    path = tmp_path / "run_inference.py"
+    path.write_text(render_runner(hostile_spec(name)), encoding="utf-8")
+    code = ("import runpy, sys\nsys.argv = ['run_inference.py', '--help']\n"
+            f"try:\n    runpy.run_path({str(path)!r}, run_name='__main__')\n"
+            "except SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "print('TF_IMPORTED' if 'tensorflow' in sys.modules else 'NO_TF')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert out.rstrip().endswith("NO_TF")
+    for opt in ("--model", "--out", "--score-threshold", "--max-side", "--batch-size", "--gpu",
+                "--memory-limit-mb", "--xla", "--threads", "--prefetch", "--parallel-decode",
+                "--no-masks", "--summary-json", "--recursive"):
+        assert opt in out
+    assert repr(name) in out  # the source model, shown as data
+
+
+def test_runner_rejects_bad_options_with_exit_2(tmp_path):
+    path = tmp_path / "run_inference.py"
+    path.write_text(render_runner(hostile_spec("m")), encoding="utf-8")
+    for args in (["x", "--batch-size", "0"], ["x", "--max-side", "-1"], []):
+        proc = subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, (args, proc.stderr)
+    proc = subprocess.run([sys.executable, str(path), str(tmp_path / "empty")], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "no images found" in proc.stderr
+
+
+# --- COCO RLE -------------------------------------------------------------------------------
+
+def rle_decode(rle: dict) -> list[list[int]]:
+    """Reference decoder: a direct port of pycocotools' rleFrString + rleDecode."""
+    s, (h, w) = rle["counts"], rle["size"]
+    counts: list[int] = []
+    p = 0
+    while p < len(s):
+        x = k = 0
+        more = True
+        while more:
+            c = ord(s[p]) - 48
+            x |= (c & 0x1F) << (5 * k)
+            more = bool(c & 0x20)
+            p += 1
+            k += 1
+            if not more and (c & 0x10):
+                x |= -1 << (5 * k)
+        if len(counts) > 2:
+            x += counts[-2]
+        counts.append(x)
+    flat: list[int] = []
+    value = 0
+    for c in counts:
+        flat += [value] * c
+        value ^= 1
+    assert len(flat) == h * w, (len(flat), h, w)
+    return [[flat[x * h + y] for x in range(w)] for y in range(h)]  # column-major
+
+
+@pytest.fixture(scope="module")
+def rle_encode():
+    np = pytest.importorskip("numpy")
+    from oddoctor.migrate import runner_template
+
+    return lambda m: runner_template.rle_encode(np.asarray(m, dtype=np.uint8))
+
+
+def test_rle_known_values(rle_encode):
+    # pycocotools: zeros -> "4"; ones -> a zero-length run of 0s first -> "04".
+    assert rle_encode([[0, 0], [0, 0]]) == {"size": [2, 2], "counts": "4"}
+    assert rle_encode([[1, 1], [1, 1]]) == {"size": [2, 2], "counts": "04"}
+    # Column-major: [[0, 1], [0, 1]] is 2 zeros (first column) then 2 ones.
+    assert rle_encode([[0, 1], [0, 1]])["counts"] == "22"
+
+
+def test_rle_round_trips_random_and_large_masks(rle_encode):
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    masks = [rng.random((37, 53)) < p for p in (0.02, 0.5, 0.97)]
+    big = np.zeros((300, 400), np.uint8)
+    big[40:260, 10:390] = 1  # long runs: multi-character counts and negative deltas
+    big[100:120, 50:70] = 0
+    masks += [big, np.ones((1, 1)), np.zeros((5, 1))]
+    for m in masks:
+        m = np.asarray(m, np.uint8)
+        rle = rle_encode(m)
+        json.dumps(rle)
+        assert rle["size"] == list(m.shape)
+        assert rle_decode(rle) == m.tolist()
