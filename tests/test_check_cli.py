@@ -23,7 +23,7 @@ def test_healthy_gpu_box_passes_every_check():
     assert code == 0 and doc["exit_code"] == 0 and doc["verdict"] == "ok"
     bad = [r for r in doc["results"] if r["status"] in ("fail", "error", "warn")]
     assert bad == []
-    assert by_id(doc)["driver.present"]["message"].startswith("NVIDIA driver 550.54.15")
+    assert by_id(doc)["driver.present"]["message"].startswith("NVIDIA driver 560.35.03")
     assert doc["snapshot"]["facts"]["tf_build_cuda"] == "12.5.1"
 
 
