@@ -76,6 +76,15 @@ def _run_one(chk: Check, snap: Snapshot, ctx: Context) -> tuple[list[Result], bo
     return results, False
 
 
+#: Report order: the foundations first, so that a reader meets the cause before its consequences.
+AREA_ORDER = ("platform", "python", "driver", "tf", "cuda", "cudnn", "gpu", "memory")
+
+
+def _area_rank(check_id: str) -> int:
+    area = check_id.split(".", 1)[0]
+    return AREA_ORDER.index(area) if area in AREA_ORDER else len(AREA_ORDER)
+
+
 def select(checks: list[Check], only: Optional[list[str]] = None,
            skip: Optional[list[str]] = None) -> list[Check]:
     """Filter by id; an entry matches an id exactly or as a prefix (``gpu`` selects ``gpu.*``)."""
@@ -97,7 +106,8 @@ def run_checks(ps: PluginSet, snap: Snapshot, ctx: Optional[Context] = None, *,
         if select([Check(id=cid, title="", func=lambda s: None)], only, skip):
             report.results.append(_error(cid, f"Plugin {err.plugin}", err.plugin,
                                          f"plugin {err.plugin} failed in {err.stage}: {err.message}"))
-    for chk in select(checks, only, skip):
+    # Within an area the core checks (does it exist at all?) come before the finer ones.
+    for chk in sorted(select(checks, only, skip), key=lambda c: (_area_rank(c.id), c.plugin != "core")):
         results, hung = _run_one(chk, snap, ctx)
         report.results.extend(results)
         report.hung = report.hung or hung
