@@ -1,7 +1,141 @@
-"""`oddoctor leak-test` (being written)."""
+"""`oddoctor leak-test`: measure the TF1 OD API inference loop (tutorial pattern vs fixed) for leaks.
+
+TensorFlow is never imported here: each mode runs in a fresh child process
+(``python -m oddoctor_legacy_tf1.leakrun``) and this command only reads its samples.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Optional
 
-def leak_test() -> None:
-    """(being written)"""
+import typer
+
+from oddoctor.cli._common import JsonOpt, UsageError, emit_json, use_color
+
+MODES = ("legacy", "fixed", "both")
+MIN_ITERATIONS = 6
+
+
+def _progress_printer() -> Any:
+    tty = use_color(sys.stderr) or (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    state = {"total": 0}
+
+    def on_event(event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "start":
+            state["total"] = 0
+            print(f"leak-test: {event['mode']}: model {event['model']} ({event['model_nodes']} nodes), "
+                  f"{event['images']} images, pid {event['pid']}", file=sys.stderr, flush=True)
+        elif kind == "iter":
+            i = event["i"] + 1
+            rss = event["rss_bytes"] / 1048576 if event.get("rss_bytes") else float("nan")
+            phase = "warm-up" if event["warmup"] else "measure"
+            line = (f"  {phase:7} {i:4}  {event['latency_ms']:8.1f} ms  graph {event['graph_nodes']:6} ops  "
+                    f"RSS {rss:8.1f} MiB  sessions {event['sessions']}")
+            if tty:
+                print("\r" + line, end="", file=sys.stderr, flush=True)
+            elif i == 1 or i % 10 == 0:
+                print(line, file=sys.stderr, flush=True)
+        elif kind in ("done", "error") and tty:
+            print(file=sys.stderr, flush=True)
+
+    return on_event
+
+
+def leak_test(
+    model: Annotated[Optional[Path], typer.Argument(
+        help="frozen_inference_graph.pb, a TF1 SavedModel dir, or an OD API export dir.",
+        show_default=False)] = None,
+    iterations: Annotated[int, typer.Option("--iterations", "-n", help="Measured images per mode.")] = 30,
+    warmup: Annotated[int, typer.Option("--warmup", "-w", help="Images run first and left out of the verdicts.")] = 10,
+    mode: Annotated[str, typer.Option("--mode", help="legacy, fixed or both.")] = "both",
+    images: Annotated[Optional[Path], typer.Option(
+        "--images", help="Folder of jpg/png (any size); default: seeded synthetic images of 4 sizes.")] = None,
+    memory_fraction: Annotated[Optional[float], typer.Option(
+        "--memory-fraction", help="per_process_gpu_memory_fraction for the sessions (0 < F <= 1).")] = None,
+    allow_growth: Annotated[bool, typer.Option(
+        "--allow-growth/--no-allow-growth", help="GPUOptions.allow_growth for the sessions.")] = True,
+    json_out: JsonOpt = False,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", help="Write memory/graph/latency per image, both modes, to this PNG.")] = None,
+    demo: Annotated[bool, typer.Option(
+        "--demo", help="Use the built-in synthetic Mask R-CNN: see the leak and its fix in one command.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the demo model and synthetic images.")] = 0,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per mode.")] = 900.0,
+) -> None:
+    """Reproduce and measure the TF1 session/graph leak of OD API inference loops; exit 1 if it leaks."""
+    from oddoctor.leak.report import build_report, render_text
+    from oddoctor.leak.runner import run_mode
+
+    if demo and model is not None:
+        raise UsageError("give MODEL or --demo, not both")
+    if not demo and model is None:
+        raise UsageError("missing MODEL (a frozen_inference_graph.pb or SavedModel dir); or use --demo")
+    if model is not None and not model.exists():
+        raise UsageError(f"{model}: no such file or directory")
+    if mode not in MODES:
+        raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if iterations < MIN_ITERATIONS:
+        raise UsageError(f"--iterations must be at least {MIN_ITERATIONS} for a trend, not {iterations}")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, not {warmup}")
+    if memory_fraction is not None and not 0.0 < memory_fraction <= 1.0:
+        raise UsageError(f"--memory-fraction must be in (0, 1], not {memory_fraction}")
+    if timeout <= 0:
+        raise UsageError(f"--timeout must be > 0, not {timeout}")
+    if images is not None and not images.is_dir():
+        raise UsageError(f"--images {images}: " + ("not a directory" if images.exists() else "no such directory"))
+    if plot is not None:
+        if plot.suffix.lower() != ".png":
+            raise UsageError(f"--plot {plot}: the file name must end in .png")
+        if plot.is_dir():
+            raise UsageError(f"--plot {plot}: is a directory")
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UsageError("--plot needs matplotlib: pip install 'oddoctor[plot]'")
+    if importlib.util.find_spec("tensorflow") is None:
+        raise UsageError("leak-test needs TensorFlow in this Python: pip install 'oddoctor[tf]'")
+
+    modes = ["legacy", "fixed"] if mode == "both" else [mode]
+    options = {"iterations": iterations, "warmup": warmup, "mode": mode, "images": str(images) if images else None,
+               "memory_fraction": memory_fraction, "allow_growth": allow_growth, "seed": seed}
+    on_event = _progress_printer()
+    with tempfile.TemporaryDirectory(prefix="oddoctor-demo-") as tmp:
+        model_path = Path(tmp) / "frozen_inference_graph.pb" if demo else model
+        assert model_path is not None
+        runs = {}
+        for name in modes:
+            spec = {"mode": name, "model": str(model_path), "build_demo": demo, "iterations": iterations,
+                    "warmup": warmup, "images": str(images) if images else None, "seed": seed,
+                    "allow_growth": allow_growth, "memory_fraction": memory_fraction}
+            run = run_mode(spec, timeout_s=timeout, on_event=on_event)
+            if run.input_error:
+                raise UsageError(run.input_error)
+            runs[name] = run
+            if run.error:
+                print(f"leak-test: {name}: {run.error.get('message')}", file=sys.stderr, flush=True)
+                if run.stderr_tail and run.error.get("kind") != "timeout":
+                    print("  last lines of its stderr:\n    " + "\n    ".join(run.stderr_tail[-6:]),
+                          file=sys.stderr, flush=True)
+    shown_model = "built-in demo model (synthetic Mask R-CNN Inception v2)" if demo else str(model)
+    report = build_report(runs, model=shown_model, options=options, demo=demo)
+    for name, run in runs.items():
+        report["modes"][name]["samples"] = run.samples
+    if plot is not None:
+        from oddoctor.leak.plot import save_plot
+
+        try:
+            save_plot(runs, report, plot)
+        except OSError as e:
+            raise UsageError(f"--plot {plot}: cannot write: {e.strerror or e}") from None
+        report["plot"] = str(plot)
+        print(f"leak-test: plot written to {plot}", file=sys.stderr, flush=True)
+    if json_out:
+        emit_json(report)
+    else:
+        sys.stdout.write(render_text(report))
+        sys.stdout.flush()
+    raise typer.Exit(report["exit_code"])

@@ -1,0 +1,176 @@
+"""Child process of ``oddoctor leak-test``: run ONE inference pattern and stream per-iteration samples.
+
+Usage: ``python -m oddoctor_legacy_tf1.leakrun SPEC.json``. Each mode runs in a fresh process so one
+mode's leftovers (graph, allocator pools, sessions) cannot pollute the other. Events go to stdout as
+JSON lines (``start``, ``iter``, ``done`` or ``error``); TensorFlow's own logging stays on stderr.
+
+Spec keys: ``mode`` ("legacy" or "fixed"), ``model`` (path), ``build_demo`` (bool: build the
+synthetic model at ``model`` first if missing), ``iterations``, ``warmup``, ``images`` (folder or
+null), ``seed``, ``allow_growth``, ``memory_fraction`` (float or null).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from oddoctor.leak.sampling import NvmlSampler, host_available_bytes, rss_bytes
+
+_OUT = sys.stdout
+
+
+def emit(event: str, **data: Any) -> None:
+    """One JSON line on the event stream."""
+    _OUT.write(json.dumps({"event": event, **data}, default=str) + "\n")
+    _OUT.flush()
+
+
+def _tf_gpu_sampler(tf: Any) -> tuple[Any, str | None]:
+    """TensorFlow's own allocator stats for GPU:0 as a callable, or (None, why not)."""
+    try:
+        gpus = tf.config.list_physical_devices("GPU")
+    except Exception as e:  # noqa: BLE001 - device listing can fail on broken CUDA setups
+        return None, f"cannot list GPUs ({type(e).__name__}: {e})"
+    if not gpus:
+        return None, "TensorFlow sees no GPU"
+
+    def sample() -> int | None:
+        try:
+            return int(tf.config.experimental.get_memory_info("GPU:0")["current"])
+        except Exception:  # noqa: BLE001 - experimental API; absent stats are "unknown"
+            return None
+
+    return sample, None
+
+
+def _count_sessions(tf: Any) -> Any:
+    """Wrap tf.compat.v1.Session so both patterns' Session constructions are counted."""
+    base = tf.compat.v1.Session
+
+    class CountingSession(base):  # type: ignore[misc, valid-type]
+        created = 0
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            type(self).created += 1
+            super().__init__(*args, **kwargs)
+
+    tf.compat.v1.Session = CountingSession
+    return CountingSession
+
+
+def _images(spec: dict[str, Any], count: int) -> tuple[list[Any], list[tuple[str, str]]]:
+    from oddoctor_legacy_tf1.images import ImageError, load_image_dir, synthetic_images
+
+    if not spec.get("images"):
+        return synthetic_images(count, seed=int(spec.get("seed", 0))), []
+    try:
+        folder = load_image_dir(spec["images"])
+    except ImageError as e:
+        raise _InputError(str(e)) from None
+    skipped = [(str(f), why) for f, why in folder.skipped]
+    if not folder.images:
+        raise _InputError(f"{spec['images']}: no readable jpg/png images "
+                          f"({len(folder.skipped)} skipped)")
+    return folder.images, skipped
+
+
+class _InputError(Exception):
+    pass
+
+
+def run(spec: dict[str, Any]) -> int:
+    """Run the spec; return the process exit code (0 done, 2 input error, 1 failure)."""
+    import numpy as np
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    from oddoctor_legacy_tf1 import patterns
+    from oddoctor_legacy_tf1._tfutil import quiet_deprecations
+    from oddoctor_legacy_tf1.graph_io import ModelError, load_model
+
+    mode = spec["mode"]
+    iterations, warmup = int(spec["iterations"]), int(spec["warmup"])
+    try:
+        model_path = Path(spec["model"])
+        if spec.get("build_demo") and not model_path.exists():
+            from oddoctor_legacy_tf1.model import build_model
+
+            build_model(model_path, seed=int(spec.get("seed", 0)))
+        model = load_model(model_path)
+        images, skipped = _images(spec, warmup + iterations)
+    except (ModelError, _InputError) as e:
+        emit("error", kind="input", message=str(e))
+        return 2
+
+    sessions = _count_sessions(tf)
+    nvml = NvmlSampler()
+    tf_gpu, tf_gpu_reason = _tf_gpu_sampler(tf)
+    config = patterns.session_config(allow_growth=bool(spec.get("allow_growth", True)),
+                                     memory_fraction=spec.get("memory_fraction"))
+    emit("start", mode=mode, pid=os.getpid(), model=str(model.path), model_kind=model.kind,
+         model_nodes=model.node_count, has_masks=model.has_masks, images=len(images),
+         image_sizes=sorted({(int(a.shape[0]), int(a.shape[1])) for a in images}), skipped=skipped,
+         tf_version=tf.__version__, nvml=nvml.reason or "ok", tf_allocator=tf_gpu_reason or "ok",
+         host_available_bytes=host_available_bytes(), gpu_free_bytes=nvml.free_bytes())
+
+    detector = None
+    graph = None
+    with quiet_deprecations(tf):
+        if mode == "legacy":
+            graph = patterns.load_detection_graph(model)
+        else:
+            detector = patterns.LegacyDetector(model, allow_growth=bool(spec.get("allow_growth", True)),
+                                               memory_fraction=spec.get("memory_fraction"))
+            graph = detector.graph
+        try:
+            for i in range(warmup + iterations):
+                image = images[i % len(images)]
+                t0 = time.perf_counter()
+                if detector is not None:
+                    out = detector(image)
+                else:
+                    out = patterns.run_inference_for_single_image(image, graph, config=config)
+                latency_ms = (time.perf_counter() - t0) * 1000.0
+                masks = out.get("detection_masks")
+                emit("iter", i=i, warmup=i < warmup, latency_ms=round(latency_ms, 3),
+                     graph_nodes=len(graph.get_operations()), rss_bytes=rss_bytes(),
+                     gpu_nvml_bytes=nvml.used_bytes(), gpu_tf_bytes=tf_gpu() if tf_gpu else None,
+                     sessions=sessions.created, height=int(image.shape[0]), width=int(image.shape[1]),
+                     num_detections=int(out["num_detections"]),
+                     mask_pixels=int(np.count_nonzero(masks)) if masks is not None else None)
+        finally:
+            if detector is not None:
+                detector.close()
+    emit("done", sessions=sessions.created, nvml=nvml.reason or "ok",
+         host_available_bytes=host_available_bytes(), gpu_free_bytes=nvml.free_bytes())
+    nvml.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: read the spec file, run, report any crash as an ``error`` event."""
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
+    except (IndexError, OSError, ValueError) as e:
+        emit("error", kind="runtime", message=f"bad spec: {e}")
+        return 1
+    try:
+        return run(spec)
+    except MemoryError:
+        emit("error", kind="oom", message="MemoryError: the process ran out of memory")
+        return 1
+    except Exception as e:  # noqa: BLE001 - reported to the parent as one line plus a traceback tail
+        tail = traceback.format_exc().strip().splitlines()[-6:]
+        emit("error", kind="runtime", message=f"{type(e).__name__}: {e}".splitlines()[0], traceback=tail)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

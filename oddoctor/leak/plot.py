@@ -1,0 +1,63 @@
+"""The leak-test figure: memory, graph size and latency per image, both modes on one figure."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from oddoctor.leak.runner import ModeRun
+
+COLOURS = {"legacy": "#d62728", "fixed": "#1f77b4"}
+
+
+def save_plot(runs: dict[str, ModeRun], report: dict[str, Any], path: Path) -> Path:
+    """Write a PNG (atomically); matplotlib is imported here only (the ``plot`` extra)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [("rss_bytes", "host RSS (MiB)", 1024 * 1024), ("graph_nodes", "graph nodes", 1),
+              ("latency_ms", "latency (ms)", 1)]
+    if any(s.get("gpu_nvml_bytes") is not None for r in runs.values() for s in r.samples):
+        panels.insert(1, ("gpu_nvml_bytes", "GPU memory, NVML (MiB)", 1024 * 1024))
+    elif any(s.get("gpu_tf_bytes") is not None for r in runs.values() for s in r.samples):
+        panels.insert(1, ("gpu_tf_bytes", "GPU memory, TF allocator (MiB)", 1024 * 1024))
+    fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.4 * len(panels)), sharex=True)
+    for ax, (field_name, label, scale) in zip(axes, panels):
+        for name, run in runs.items():
+            pts = [(s["i"], s[field_name] / scale) for s in run.samples if s.get(field_name) is not None]
+            if not pts:
+                continue
+            xs, ys = zip(*pts)
+            mode = report["modes"][name]
+            verdict = mode["verdict"].upper() if mode["verdict"] == "leak" else mode["verdict"]
+            ax.plot(xs, ys, marker=".", lw=1, color=COLOURS.get(name), label=f"{mode['title']}: {verdict}")
+            warm = [s["i"] for s in run.samples if s.get("warmup")]
+            if warm:
+                ax.axvspan(min(warm) - 0.5, max(warm) + 0.5, color="0.92", zorder=0)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="upper left", fontsize=8)
+    axes[-1].set_xlabel("image (grey: warm-up, excluded from the verdicts)")
+    ratio = report.get("cost_ratio")
+    title = f"oddoctor leak-test: {Path(report['model']).name}"
+    if ratio:
+        title += f"  (per-image cost legacy/fixed {ratio['median']:.1f}x)"
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,95 @@
+"""Per-iteration memory samples that need no TensorFlow: host RSS (psutil) and NVML per-process VRAM.
+
+Every probe may be unavailable (no GPU, no driver, a container whose NVML reports host PIDs): it
+then returns ``None`` and says why once, in ``reason``, instead of raising.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, Optional
+
+
+def rss_bytes(pid: Optional[int] = None) -> Optional[int]:
+    """Resident set size of ``pid`` (default: this process), or None if psutil cannot tell."""
+    try:
+        import psutil
+
+        return int(psutil.Process(pid or os.getpid()).memory_info().rss)
+    except Exception:  # noqa: BLE001 - a missing psutil or a vanished pid is "unknown", not a crash
+        return None
+
+
+def host_available_bytes() -> Optional[int]:
+    """RAM the OS could still hand out (psutil ``available``), or None."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # noqa: BLE001 - see rss_bytes
+        return None
+
+
+class NvmlSampler:
+    """This process's VRAM as NVML sees it (sum over GPUs); ``reason`` says why it is unavailable."""
+
+    def __init__(self, pid: Optional[int] = None) -> None:
+        self.pid = pid or os.getpid()
+        self.reason: Optional[str] = None
+        self._nv: Any = None
+        self._handles: list[Any] = []
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            count = pynvml.nvmlDeviceGetCount()
+            self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
+            self._nv = pynvml
+            if not self._handles:
+                self.reason = "NVML sees no GPU"
+        except Exception as e:  # noqa: BLE001 - no driver / no library: record why and carry on
+            self.reason = f"NVML unavailable ({type(e).__name__}: {e})"
+
+    @property
+    def available(self) -> bool:
+        return self._nv is not None and bool(self._handles)
+
+    def used_bytes(self) -> Optional[int]:
+        """VRAM used by ``pid`` on all GPUs, or None (and ``reason``) when NVML cannot attribute it."""
+        if not self.available:
+            return None
+        nv = self._nv
+        total = 0
+        seen = False
+        try:
+            for h in self._handles:
+                for proc in nv.nvmlDeviceGetComputeRunningProcesses(h):
+                    if proc.pid == self.pid:
+                        seen = True
+                        total += int(proc.usedGpuMemory or 0)
+        except Exception as e:  # noqa: BLE001 - a per-field NVML failure must not stop the run
+            self.reason = f"NVML process query failed ({type(e).__name__}: {e})"
+            return None
+        if not seen:
+            # Inside containers NVML reports host PIDs (NVIDIA/nvidia-docker#1483).
+            self.reason = "this process is not in NVML's process list (not using a GPU, or a container PID namespace)"
+            return None
+        self.reason = None
+        return total
+
+    def free_bytes(self) -> Optional[int]:
+        """Free VRAM on the GPU with the least free memory (what would run out first), or None."""
+        if not self.available:
+            return None
+        try:
+            return min(int(self._nv.nvmlDeviceGetMemoryInfo(h).free) for h in self._handles)
+        except Exception:  # noqa: BLE001 - see used_bytes
+            return None
+
+    def close(self) -> None:
+        if self._nv is not None:
+            # Shutting down a half-initialised NVML is best effort.
+            with contextlib.suppress(Exception):
+                self._nv.nvmlShutdown()
+            self._nv = None
