@@ -1,0 +1,125 @@
+"""Conversion on a tiny hand-built TF1 graph: custom names, bad input, parity failure leaves nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oddoctor.cli.main import app
+
+pytestmark = pytest.mark.tf
+
+
+@pytest.fixture(scope="module")
+def tiny_graph(tmp_path_factory):
+    """A frozen TF1 graph with non-OD-API names: conv features -> boxes, scores, classes, count."""
+    tf = pytest.importorskip("tensorflow")
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(0)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.uint8, [1, None, None, 3], name="images/in")
+        f = tf.cast(x, tf.float32) / 255.0
+        y = tf.nn.relu(tf.nn.conv2d(f, tf.constant(rng.normal(size=(3, 3, 3, 8)).astype("float32")), 2, "SAME"))
+        pooled = tf.reduce_mean(y, axis=[1, 2])  # [1, 8]
+        boxes = tf.sigmoid(tf.matmul(pooled, tf.constant(rng.normal(size=(8, 12)).astype("float32"))))
+        tf.identity(tf.sort(tf.reshape(boxes, [1, 3, 4]), axis=-1), name="out/boxes")
+        scores = tf.sigmoid(tf.matmul(pooled, tf.constant(rng.normal(size=(8, 3)).astype("float32"))))
+        tf.identity(scores, name="out/scores")
+        tf.identity(tf.ones([1, 3]) * 2.0, name="out/classes")
+        tf.constant([3.0], name="out/num")
+    path = tmp_path_factory.mktemp("tiny") / "tiny.pb"
+    path.write_bytes(g.as_graph_def().SerializeToString())
+    return path
+
+
+OUTPUTS = ("detection_boxes=out/boxes,detection_scores=out/scores,"
+           "detection_classes=out/classes:0,num_detections=out/num")
+
+
+def run_cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        app(args, prog_name="oddoctor")
+    cap = capsys.readouterr()
+    return exc.value.code, cap.out, cap.err
+
+
+def test_custom_names_migrate_and_match(tiny_graph, tmp_path, capsys):
+    tf = pytest.importorskip("tensorflow")
+    out = tmp_path / "m"
+    code, stdout, err = run_cli(["migrate", str(tiny_graph), "--out", str(out), "--inputs", "images/in",
+                                 "--outputs", OUTPUTS, "--json"], capsys)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["schema_version"] == 1 and doc["ok"] is True
+    assert doc["parity"]["passed"] and doc["parity"]["images"] == 4
+    assert set(doc["parity"]["max_abs_diff"]) == {"detection_boxes", "detection_scores", "detection_classes",
+                                                  "num_detections"}
+    assert {o["key"]: o["tensor"] for o in doc["outputs"]}["detection_classes"] == "out/classes:0"
+    assert json.loads((out / "migration.json").read_text())["parity"] == doc["parity"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "migration.json", "run_inference.py",
+                                                     "saved_model"]
+    sig = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
+    spec = sig.structured_input_signature[1]["input_tensor"]
+    assert spec.dtype == tf.uint8 and spec.shape.as_list() == [1, None, None, 3]
+    assert set(sig.structured_outputs) == {"detection_boxes", "detection_scores", "detection_classes",
+                                           "num_detections"}
+    runner = (out / "run_inference.py").read_text()
+    assert "MASKS_KEY = None" in runner and "SOURCE_INPUT = 'images/in:0'" in runner
+    assert "--tolerance" not in err  # progress lines, no complaints
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--inputs", "images/in", "--outputs", "detection_boxes=nope"], "tensors not in the graph"),
+    (["--inputs", "nope"], "no input tensor 'nope:0'; placeholders in the graph: images/in:0"),
+    (["--inputs", "images/in", "--outputs", "detection_boxes=out/boxes"], "the runner needs outputs"),
+    (["--inputs", "images/in", "--outputs", "bad key=out/boxes"], "must be a Python identifier"),
+    ([], "not an Object Detection API export"),
+])
+def test_bad_names_exit_2_with_the_reason(tiny_graph, tmp_path, capsys, args, message):
+    out = tmp_path / "m"
+    code, _, err = run_cli(["migrate", str(tiny_graph), "--out", str(out), *args], capsys)
+    assert code == 2
+    assert message in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_a_graph_is_exit_2(tmp_path, capsys):
+    pytest.importorskip("tensorflow")
+    bogus = tmp_path / "frozen_inference_graph.pb"
+    bogus.write_bytes(b"\x00garbage" * 10)
+    code, _, err = run_cli(["migrate", str(bogus), "--out", str(tmp_path / "m")], capsys)
+    assert code == 2 and "not a TensorFlow GraphDef" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frozen_inference_graph.pb"]
+
+
+def test_parity_failure_exits_1_and_leaves_everything_as_it_was(tiny_graph, tmp_path, capsys, monkeypatch):
+    from oddoctor.migrate import convert
+
+    real = convert.run_migrated
+
+    def drifted(export_dir, images):
+        outs = real(export_dir, images)
+        for o in outs:
+            o["detection_scores"] = o["detection_scores"] + 0.01  # a conversion that changed the numbers
+        return outs
+
+    monkeypatch.setattr(convert, "run_migrated", drifted)
+    out = tmp_path / "m"
+    out.mkdir()
+    (out / "previous.txt").write_text("an earlier migration")
+    code, stdout, err = run_cli(["migrate", str(tiny_graph), "--out", str(out), "--force", "--inputs",
+                                 "images/in", "--outputs", OUTPUTS, "--json"], capsys)
+    assert code == 1
+    doc = json.loads(stdout)
+    assert doc["ok"] is False and doc["parity"]["passed"] is False
+    assert doc["parity"]["max_abs_diff"]["detection_scores"] == pytest.approx(0.01, abs=1e-6)
+    assert "detection_scores differs by 0.01" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # no temporary directory left
+    assert [p.name for p in out.iterdir()] == ["previous.txt"]
+    # A looser tolerance accepts the same drift.
+    code, _, err = run_cli(["migrate", str(tiny_graph), "--out", str(out), "--force", "--inputs",
+                            "images/in", "--outputs", OUTPUTS, "--tolerance", "0.02"], capsys)
+    assert code == 0, err
+    assert (out / "saved_model").is_dir() and not (out / "previous.txt").exists()

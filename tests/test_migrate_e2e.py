@@ -1,0 +1,138 @@
+"""End to end: migrate the built-in legacy Mask R-CNN, run the emitted runner on a folder in a child
+process, and check its JSON lines against the legacy TF1 Session (LegacyDetector) on the same files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import run_oddoctor
+from tests.test_migrate_emit import rle_decode
+
+pytestmark = [pytest.mark.tf, pytest.mark.slow]
+
+SIZES = [(480, 640)] * 3 + [(375, 500)] * 3  # same-size neighbours: --batch-size 3 needs no padding
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    """(legacy model path, migrated dir, image folder, image files) built once for the module."""
+    pytest.importorskip("tensorflow")
+    from PIL import Image
+
+    from oddoctor_legacy_tf1.images import synthetic_image
+    from oddoctor_legacy_tf1.model import build_model
+
+    np = pytest.importorskip("numpy")
+    root = tmp_path_factory.mktemp("e2e")
+    model = build_model(root / "export" / "frozen_inference_graph.pb", seed=0)
+    images = root / "images"
+    images.mkdir()
+    rng = np.random.default_rng(7)
+    files = []
+    for i, (h, w) in enumerate(SIZES):
+        path = images / f"img{i}.png"  # lossless: TF's decoder and Pillow see the same pixels
+        Image.fromarray(synthetic_image(h, w, rng)).save(path)
+        files.append(path)
+    (images / "z_truncated.png").write_bytes(files[0].read_bytes()[:200])
+    (images / "z_not_an_image.jpg").write_bytes(b"hello")
+    proc = run_oddoctor("migrate", str(model), "--out", str(root / "migrated"), "--json", timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["parity"]["passed"] and doc["input"]["tensor"] == "image_tensor:0"
+    assert max(doc["parity"]["max_abs_diff"].values()) <= 1e-4
+    return model, root / "migrated", images, files
+
+
+def run_runner(migrated_dir, *args, timeout=180):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, str(migrated_dir / "run_inference.py"), *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=migrated_dir)
+
+
+@pytest.fixture(scope="module")
+def reference(migrated):
+    """The legacy TF1 Session's outputs (the leak-free LegacyDetector) on the same files."""
+    from oddoctor_legacy_tf1.images import read_image
+    from oddoctor_legacy_tf1.patterns import LegacyDetector
+
+    model, _, _, files = migrated
+    with LegacyDetector(model) as det:
+        return {f.name: det(read_image(f)) for f in files}
+
+
+def check_against_reference(lines, reference, threshold):
+    np = pytest.importorskip("numpy")
+    by_name = {os.path.basename(rec["file"]): rec for rec in lines}
+    assert set(by_name) == set(reference)
+    total = nonempty = 0
+    for name, ref in reference.items():
+        rec = by_name[name]
+        h, w = rec["height"], rec["width"]
+        n = int(ref["num_detections"])
+        keep = [j for j in range(n) if ref["detection_scores"][j] >= threshold]
+        dets = rec["detections"]
+        assert len(dets) == len(keep), name
+        total += len(dets)
+        for det, j in zip(dets, keep):
+            assert det["score"] == pytest.approx(float(ref["detection_scores"][j]), abs=1e-5)
+            assert det["class_id"] == int(ref["detection_classes"][j])
+            box = np.asarray(ref["detection_boxes"][j]) * [h, w, h, w]
+            box = np.clip(box, 0, [h, w, h, w])
+            assert det["box"] == pytest.approx(box.tolist(), abs=0.02)
+            mask = np.asarray(rle_decode(det["mask"]), np.uint8)
+            ref_mask = ref["detection_masks"][j]
+            assert mask.shape == ref_mask.shape == (h, w)
+            nonempty += int(ref_mask.sum() > 0)
+            # Same op on numbers equal to ~1e-7: at most a pixel or two on the 0.5 boundary.
+            assert int((mask != ref_mask).sum()) <= 2
+    assert nonempty >= len(reference)  # real masks were compared, not only empty ones
+    return total
+
+
+@pytest.mark.timeout(400)
+def test_runner_output_equals_the_legacy_session(migrated, reference, tmp_path):
+    _, out_dir, images, _ = migrated
+    out = tmp_path / "detections.jsonl"
+    summary = tmp_path / "summary.json"
+    proc = run_runner(out_dir, images, "--out", out, "--score-threshold", 0.3, "--summary-json", summary)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert check_against_reference(lines, reference, 0.3) >= len(reference)  # several detections each
+    stats = json.loads(summary.read_text())
+    assert stats["images"] == 6
+    assert sorted(os.path.basename(p) for p in stats["skipped"]) == ["z_not_an_image.jpg", "z_truncated.png"]
+    assert "2 skipped (unreadable)" in proc.stderr and "z_truncated.png" in proc.stderr
+    assert "images/s" in proc.stderr.splitlines()[-3]
+
+    # Batches of 3 same-size images go through one model call graph: same answers.
+    out3 = tmp_path / "batch3.jsonl"
+    proc = run_runner(out_dir, images, "--out", out3, "--score-threshold", 0.3, "--batch-size", 3,
+                      "--no-masks", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    batched = [json.loads(line) for line in out3.read_text().splitlines()]
+    assert [r["file"] for r in batched] == [r["file"] for r in lines]
+    for a, b in zip(lines, batched):
+        assert [d["class_id"] for d in a["detections"]] == [d["class_id"] for d in b["detections"]]
+        for da, db in zip(a["detections"], b["detections"]):
+            assert db["box"] == pytest.approx(da["box"], abs=0.05)
+            assert "mask" not in db
+
+
+@pytest.mark.timeout(400)
+def test_max_side_keeps_boxes_in_original_pixels(migrated, tmp_path):
+    _, out_dir, _, files = migrated
+    out = tmp_path / "small.jsonl"
+    proc = run_runner(out_dir, files[0], "--out", out, "--max-side", 320, "--score-threshold", 0.3)
+    assert proc.returncode == 0, proc.stderr
+    [rec] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert (rec["height"], rec["width"]) == (480, 640)
+    assert rec["detections"], "a downscaled image still yields detections"
+    for det in rec["detections"]:
+        ymin, xmin, ymax, xmax = det["box"]
+        assert 0 <= ymin <= ymax <= 480 and 0 <= xmin <= xmax <= 640
+        assert det["mask"]["size"] == [480, 640]
