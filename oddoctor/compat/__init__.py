@@ -42,6 +42,7 @@ from oddoctor.compat.rules import (
     normalize_cuda,
     normalize_cudnn,
     parse_archs,
+    parse_cc,
     pip_install,
     pip_spec,
     tf_build_for,
@@ -53,6 +54,6 @@ __all__ = [
     "CompatDataError", "DataSource", "DriverNeed", "DriverRow", "TfBuild", "builds", "caps_rows",
     "cc_coverage", "data_sources", "describe", "driver_need", "driver_rows", "fitting_builds",
     "format_driver", "major_minor", "min_driver_for_cuda", "newest_tf_for_cc", "newest_tf_for_driver",
-    "newest_tf_for_python", "normalize_cuda", "normalize_cudnn", "parse_archs", "pip_install",
+    "newest_tf_for_python", "normalize_cuda", "normalize_cudnn", "parse_archs", "parse_cc", "pip_install",
     "pip_spec", "tf_build_for", "wheel_caps",
 ]

@@ -11,12 +11,18 @@ from oddoctor.snapshot import Snapshot
 DSO_FAIL = re.compile(r"Could not load dynamic library '([^']+)'")
 DLOPEN_FAIL = "Cannot dlopen some GPU libraries"
 CUDNN_MISMATCH = re.compile(
-    r"Loaded runtime CuDNN library: ([\d.]+) but source was compiled with: ([\d.]+)")
+    r"Loaded runtime CuDNN library: (\d+(?:\.\d+)*) but source was compiled with: (\d+(?:\.\d+)*)")
 IGNORING_GPU = re.compile(
-    r"Ignoring visible gpu device \((.*?)\) with Cuda compute capability ([\d.]+)\. "
-    r"The minimum required Cuda capability is ([\d.]+)")
+    r"Ignoring visible gpu device \((.*?)\) with Cuda compute capability (\d+\.\d+)\. "
+    r"The minimum required Cuda capability is (\d+\.\d+)")
 DRIVER_INSUFFICIENT = "CUDA driver version is insufficient for CUDA runtime version"
 UNSUPPORTED_PTX = "CUDA_ERROR_UNSUPPORTED_PTX_VERSION"
+#: The wheel has no usable code for this GPU: PTX JIT failed or there was nothing to JIT
+#: (tensorflow/docs pip.md: "device kernel image is invalid" means no PTX for the architecture).
+KERNEL_IMAGE_PATTERNS = ("CUDA_ERROR_INVALID_PTX", "device kernel image is invalid",
+                         "no kernel image is available for execution on the device")
+NOT_BUILT_FOR_CC = re.compile(
+    r"TensorFlow was not built with CUDA kernel binaries compatible with compute capability (\d+\.\d+)")
 ALLOW_GROWTH_UNPARSED = "TF_FORCE_GPU_ALLOW_GROWTH environment variable is set but could"
 #: Lines that mean cuDNN or the allocator could not get GPU memory.
 MEMORY_PATTERNS = (
@@ -101,5 +107,5 @@ def soname_major(soname: str) -> Optional[int]:
 def short(line: str, limit: int = 240) -> str:
     """One log line without its timestamp prefix, cut to ``limit`` characters for a message."""
     s = re.sub(r"^\S*\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+:\s*", "", line.strip())
-    s = re.sub(r"^[EWI]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+\s+", "", s)
+    s = re.sub(r"^[EWIF]\d{4} [\d:.]+\s+\d+\s+", "", s)
     return s if len(s) <= limit else s[: limit - 1] + "…"

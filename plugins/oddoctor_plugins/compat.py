@@ -131,8 +131,9 @@ def _install_fix(snap: Snapshot, b: Optional[TfBuild]) -> str:
     if _tf_os(snap) == LINUX and b.version >= Version("2.14"):
         return f"{compat.pip_install(b, LINUX)} (installs CUDA {b.cuda} / cuDNN {b.cudnn} as pip wheels)"
     if _tf_os(snap) == LINUX:
+        nxt = b.cudnn_version.major + 1
         return (f"Install CUDA {b.cuda} and cuDNN {b.cudnn} (e.g. conda install -c conda-forge "
-                f"cudatoolkit={b.cuda} 'cudnn={b.cudnn}.*') and put their lib directory on LD_LIBRARY_PATH")
+                f"cudatoolkit={b.cuda} 'cudnn>={b.cudnn},<{nxt}') and put their lib directory on LD_LIBRARY_PATH")
     return f"Install CUDA {b.cuda} and cuDNN {b.cudnn} and add their bin directories to PATH"
 
 
@@ -237,6 +238,10 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
             fix = _install_fix(snap, b)
         return fail(f"the loader picks CUDA runtime {got} at {first.path} ({first.source}); TensorFlow "
                     f"{snap.tensorflow.version} was built with CUDA {want}", fix=fix, details=details)
+    if (*got.release, 0)[1] < (*want.release, 0)[1]:
+        return warn(f"the loader picks CUDA runtime {got} at {first.path} ({first.source}), older than TensorFlow's "
+                    f"CUDA {want}: libraries that gained a new soname within {want.major}.x may be missing",
+                    fix=_install_fix(snap, b), details=details)
     return ok(f"CUDA runtime {got} at {first.path} ({first.source}) matches TensorFlow's CUDA {want}",
               details=details)
 
@@ -257,7 +262,7 @@ def cudnn_runtime_match(snap: Snapshot, ctx: Context) -> Result:
         line, m = mism[0]
         loaded, compiled = Version(m.group(1)), Version(m.group(2))
         details.update(loaded=str(loaded), compiled=str(compiled), log_line=line)
-        where = f" ({_lib_desc(libs[0])})" if libs else ""
+        where = f" from {libs[0].path} ({libs[0].source})" if libs else ""
         return fail(f"TensorFlow loaded cuDNN {loaded}{where} but was compiled with {compiled}: "
                     "same major and an equal or newer minor are needed",
                     fix=_cudnn_fix(snap, compiled, cuda, b, libs), details=details)
@@ -302,8 +307,7 @@ def _cudnn_fix(snap: Snapshot, want: Version, cuda: Optional[Version], b: Option
                      "(site-packages/nvidia/cudnn/lib) on LD_LIBRARY_PATH")
     else:
         parts.append(f"install cuDNN {mm} for CUDA {cuda or '?'} and put it first on the library path")
-    text = "; or ".join(parts)
-    return text[0].upper() + text[1:] + f" (cuDNN {mm}.x or a newer {want.major}.x)"
+    return "; or ".join(parts) + f" (cuDNN {mm}.x or a newer {want.major}.x)"
 
 
 @check(id="driver.cuda-floor", title="NVIDIA driver new enough for TensorFlow's CUDA")
@@ -352,24 +356,65 @@ def driver_cuda_floor(snap: Snapshot, ctx: Context) -> Result:
               details=details)
 
 
+def _tf_for_cc(snap: Snapshot, cc: str, *, native: bool = False) -> tuple[Optional[TfBuild], str]:
+    """Newest TF whose wheel runs on ``cc`` for this Python, preferring one this driver can run too."""
+    py, os_ = _py(snap), _tf_os(snap)
+    drv = _ver(snap.nvml.driver_version)
+    candidates = [b for b in compat.fitting_builds(drv, py, os_, driver_os=_driver_os(snap))
+                  if _cc_ok(b, cc, native)] if drv is not None else []
+    if candidates:
+        return candidates[0], ""
+    b = compat.newest_tf_for_cc(cc, py, os_, native=native)
+    if b is not None and drv is not None:
+        floor = compat.min_driver_for_cuda(b.cuda_version, _driver_os(snap))
+        if floor is not None and drv < floor:
+            return b, f"; it needs driver >= {format_driver(floor)} for CUDA {b.cuda}"
+    return b, ""
+
+
+def _cc_ok(b: TfBuild, cc: str, native: bool) -> bool:
+    row = compat.wheel_caps(b.version)
+    if row is None:
+        return False
+    cov = compat.cc_coverage(cc, compat.parse_archs(row.archs_listed))
+    return cov == "sass" or (cov == "ptx" and not native)
+
+
+def _cc_fix(snap: Snapshot, cc: str) -> str:
+    """The newest official TF that runs on compute capability ``cc`` here, or what to do when none does."""
+    b, note = _tf_for_cc(snap, cc)
+    if b is None:
+        return _no_wheel_fix(cc)
+    return (f"{compat.pip_install(b, _tf_os(snap))} (TensorFlow {b.series} is the newest official wheel with code "
+            f"for compute capability {cc}{note})")
+
+
+def _no_wheel_fix(cc: str) -> str:
+    oldest = min((a.major, a.minor) for row in compat.caps_rows() for a in compat.parse_archs(row.archs_listed))
+    sm = f"sm_{cc.replace('.', '')}"
+    if compat.parse_cc(cc) < oldest:
+        return (f"No official TensorFlow wheel runs on compute capability {cc} (they start at "
+                f"{oldest[0]}.{oldest[1]}): build TensorFlow from source with TF_CUDA_COMPUTE_CAPABILITIES={cc}, "
+                "use the CPU, or use a newer GPU")
+    return (f"No official TensorFlow wheel has code for compute capability {cc} yet: use NVIDIA's NGC TensorFlow "
+            f"container, or build from source with HERMETIC_CUDA_COMPUTE_CAPABILITIES={sm}")
+
+
 @check(id="gpu.compute-capability", title="GPU compute capability compiled into the TensorFlow wheel")
 def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
     """Each GPU's compute capability has SASS in the wheel (PTX only: slow first start; none: unusable)."""
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU")
     ignored = logs.find_re(snap, logs.IGNORING_GPU)
-    py = _py(snap)
     os_ = _tf_os(snap)
     if ignored:
         line, m = ignored[0]
         cc, minimum = m.group(2), m.group(3)
-        b = compat.newest_tf_for_cc(cc, py, os_)
-        alt = (f"{compat.pip_install(b, os_)} (newest official wheel with code for compute capability {cc})"
-               if b else f"no official TensorFlow wheel supports compute capability {cc}: build from source "
-                         f"with TF_CUDA_COMPUTE_CAPABILITIES={cc}, or use a newer GPU")
+        alt = _cc_fix(snap, cc)
         return fail(f"TensorFlow ignores a GPU of compute capability {cc} (its minimum is {minimum}): "
-                    f"{logs.short(line)}", fix=alt[0].upper() + alt[1:],
+                    f"{logs.short(line)}", fix=alt,
                     details={"compute_capability": cc, "minimum": minimum, "log_line": line})
+    kernel_lines = [ln for pat in logs.KERNEL_IMAGE_PATTERNS for ln in logs.find(snap, pat)]
     if _is_cuda_build(snap) is not True:
         return skip("TensorFlow is not installed or not a CUDA build")
     bi = snap.tensorflow.build_info or {}
@@ -399,18 +444,20 @@ def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
         lines.append(f"GPU {g.index} {g.name} ({cc}): {cov}")
         hedge = "" if confidence != "probable" else " (wheel list for this release not verified upstream)"
         if cov == "none":
-            b = compat.newest_tf_for_cc(cc, py, os_)
-            fix = (f"{compat.pip_install(b, os_)}: TensorFlow {b.series} is the last release whose wheel runs on "
-                   f"compute capability {cc}") if b else (
-                f"No official TensorFlow wheel supports compute capability {cc}: build from source with "
-                f"TF_CUDA_COMPUTE_CAPABILITIES={cc}")
-            r = fail(f"GPU {g.index} {g.name} has compute capability {cc}; TensorFlow {tf_v} is compiled for "
-                     f"{archs_text} only{hedge}", fix=fix[0].upper() + fix[1:], details=details)
-            worst = r
+            fix = _cc_fix(snap, cc)
+            worst = fail(f"GPU {g.index} {g.name} has compute capability {cc}; TensorFlow {tf_v} is compiled "
+                         f"for {archs_text} only{hedge}", fix=fix, details=details)
         elif cov == "ptx" and (worst is None or worst.status.value != "fail"):
-            b = compat.newest_tf_for_cc(cc, py, os_, native=True)
-            upgrade = (f", or {compat.pip_install(b, os_)} (its wheel has code for {cc})"
-                       if b and tf_v and b.version > tf_v else "")
+            b, note = _tf_for_cc(snap, cc, native=True)
+            newer = b is not None and tf_v is not None and b.version > tf_v
+            if kernel_lines:
+                details["log_lines"] = kernel_lines[:3]
+                fix = (f"{compat.pip_install(b, os_)} (its wheel has code for {cc}{note})" if newer and b
+                       else _no_wheel_fix(cc))
+                worst = fail(f"GPU {g.index} {g.name} ({cc}) has only PTX in TensorFlow {tf_v} ({archs_text}) and "
+                             f"the JIT failed: {logs.short(kernel_lines[0])}", fix=fix, details=details)
+                continue
+            upgrade = f", or {compat.pip_install(b, os_)} (its wheel has code for {cc}{note})" if newer and b else ""
             worst = warn(f"GPU {g.index} {g.name} ({cc}) runs TensorFlow {tf_v} only through PTX JIT "
                          f"({archs_text}): the first start compiles kernels and can take many minutes{hedge}",
                          fix=f"export {JIT_CACHE} so the JIT runs once{upgrade}", details=details)
@@ -439,10 +486,10 @@ def windows_native_gpu(snap: Snapshot, ctx: Context) -> Result:
     assert last is not None
     py_note = ""
     if py is not None and not last.supports_python(py):
-        py_note = f" with Python {last.python_max} (2.10 supports {last.python_listed}, not {py})"
+        py_note = f" on Python {last.python_max} (2.10 supports {last.python_listed}, not {py})"
     return fail(f"TensorFlow {tf_v} on native Windows is CPU-only: GPU support ended with 2.10",
                 fix=f"Use WSL2 and pip install 'tensorflow[and-cuda]', or on native Windows pip install "
-                    f"'tensorflow<2.11'{py_note} with CUDA {last.cuda} and cuDNN {last.cudnn}",
+                    f"'tensorflow<2.11' (CUDA {last.cuda}, cuDNN {last.cudnn}){py_note}",
                 details=details)
 
 
@@ -470,13 +517,14 @@ def tf_cpu_build_with_gpu(snap: Snapshot, ctx: Context) -> Result:
     """An NVIDIA GPU is present but the installed TensorFlow (e.g. tensorflow-cpu) cannot use it."""
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU (or --cpu)")
-    if _native_windows(snap):
-        return skip("native Windows: see platform.windows-native-gpu")
     if snap.platform.system == "Darwin":
         return skip("macOS: see platform.macos-no-cuda")
     tf_v = _tf_version(snap)
     if tf_v is None:
         return skip("TensorFlow not installed")
+    if _native_windows(snap) and tf_v >= Version("2.11"):
+        return skip("native Windows with TensorFlow >= 2.11: see platform.windows-native-gpu")
+    os_ = _tf_os(snap)
     cuda_build = _is_cuda_build(snap)
     dist = snap.tensorflow.distribution or "tensorflow"
     details = {"distribution": dist, "tf": str(tf_v), "gpus": len(snap.nvml.gpus)}
@@ -485,10 +533,10 @@ def tf_cpu_build_with_gpu(snap: Snapshot, ctx: Context) -> Result:
     if cuda_build:
         return ok(f"{dist} {tf_v} is a CUDA build", details=details)
     b = _newest_for_this_machine(snap)
-    same = compat.tf_build_for(tf_v, LINUX)
+    same = compat.tf_build_for(tf_v, os_)
     if same is not None and b is not None and same.version <= b.version:
         b = same  # keep the user's series when the driver and Python allow it
-    target = f"pip install '{compat.pip_spec(b, LINUX)}'" if b else "pip install 'tensorflow[and-cuda]'"
+    target = f"pip install '{compat.pip_spec(b, os_)}'" if b else "pip install 'tensorflow[and-cuda]'"
     names = ", ".join(g.name for g in snap.nvml.gpus)
     return fail(f"{dist} {tf_v} is a CPU-only build on a machine with {len(snap.nvml.gpus)} NVIDIA GPU(s) "
                 f"({names})", fix=f"pip uninstall -y {dist} && {target}", details=details)
@@ -530,12 +578,34 @@ def tf_gpu_libs_loaded(snap: Snapshot, ctx: Context) -> Result:
                     fix=_install_fix(snap, b) + needs, details=details)
     ignored = logs.find_re(snap, logs.IGNORING_GPU)
     if ignored:
+        details["log_lines"] = [ignored[0][0]]
         return fail(f"TensorFlow sees {seen} of {expected} GPU(s): {logs.short(ignored[0][0])}",
-                    fix="See gpu.compute-capability for a TensorFlow build that supports this GPU",
-                    details=details)
+                    fix=_cc_fix(snap, ignored[0][1].group(2)), details=details)
+    driver_lines = logs.find(snap, logs.DRIVER_INSUFFICIENT)
+    if driver_lines:
+        details["log_lines"] = driver_lines[:1]
+        cuda, _ = _build_cuda(snap)
+        floor = compat.min_driver_for_cuda(cuda, _driver_os(snap)) if cuda else None
+        to = f" to >= {format_driver(floor)} (CUDA {cuda})" if floor else ""
+        return fail(f"TensorFlow sees {seen} of {expected} GPU(s): {logs.short(driver_lines[0])}",
+                    fix=f"Upgrade the NVIDIA driver{to}; see driver.cuda-floor", details=details)
     return warn(f"TensorFlow sees {seen} of {expected} GPU(s) and its captured log says nothing about why",
                 fix="Run with TF_CPP_MIN_LOG_LEVEL=0 TF_CPP_MAX_VLOG_LEVEL=3 to see which library fails to load",
                 details=details)
+
+
+def _memory_fix(snap: Snapshot, free: Optional[int]) -> str:
+    """Memory growth or a cap, spelled in the API of the installed TensorFlow major version."""
+    tf_v = _tf_version(snap)
+    if tf_v is not None and tf_v.major == 1:
+        total = min((g.memory_total_bytes for g in snap.nvml.gpus if g.memory_total_bytes), default=None)
+        frac = max(0.1, round(0.9 * free / total, 2)) if free and total else 0.5
+        return ("Create the session with config = tf.ConfigProto(); config.gpu_options.allow_growth = True, or cap "
+                f"it with tf.GPUOptions(per_process_gpu_memory_fraction={frac})")
+    limit = f"{int(free * 0.9) // 2**20}" if free else "<MiB>"
+    return ("export TF_FORCE_GPU_ALLOW_GROWTH=true (or tf.config.experimental.set_memory_growth(gpu, True)), or cap "
+            f"TensorFlow with tf.config.set_logical_device_configuration(gpu, "
+            f"[tf.config.LogicalDeviceConfiguration(memory_limit={limit})])")
 
 
 @check(id="memory.allow-growth", title="GPU memory settings for a shared or small GPU")
@@ -548,9 +618,7 @@ def memory_allow_growth(snap: Snapshot, ctx: Context) -> Result:
     others = [(g, p) for g in snap.nvml.gpus for p in g.processes]
     mem_lines = [ln for pat in logs.MEMORY_PATTERNS for ln in logs.find(snap, pat)]
     free = min((g.memory_free_bytes for g in snap.nvml.gpus if g.memory_free_bytes is not None), default=None)
-    limit = f"{int(free * 0.9) // 2**20}" if free else "<MiB>"
-    fix = (f"export TF_FORCE_GPU_ALLOW_GROWTH=true, or cap TensorFlow with tf.config.set_logical_device_"
-           f"configuration(gpu, [tf.config.LogicalDeviceConfiguration(memory_limit={limit})])")
+    fix = _memory_fix(snap, free)
     details: dict[str, object] = {"TF_FORCE_GPU_ALLOW_GROWTH": value, "other_processes": len(others),
                                   "free_bytes": free}
     if growth:
