@@ -149,7 +149,10 @@ def _newest_for_this_machine(snap: Snapshot) -> Optional[TfBuild]:
 
 @check(id="python.tf-range", title="Python version inside TensorFlow's supported range")
 def python_tf_range(snap: Snapshot) -> Result:
-    """The Python version is one the installed TensorFlow (or any TensorFlow, if none) was built for."""
+    """The Python version is one the installed TensorFlow (or any TensorFlow, if none) was built for.
+
+    Typical fix: pip install the newest TensorFlow for this Python, or use a Python in the release's range.
+    """
     py = _py(snap)
     if py is None:
         return skip("Python version unknown")
@@ -193,7 +196,11 @@ def python_tf_range(snap: Snapshot) -> Result:
 
 @check(id="cuda.runtime-match", title="CUDA runtime that would load matches TensorFlow's build")
 def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
-    """The CUDA runtime the loader picks (pip wheel, LD_LIBRARY_PATH, system) has TF's CUDA major."""
+    """The CUDA runtime the loader picks (pip wheel, LD_LIBRARY_PATH, system) has TF's CUDA major.
+
+    Typical fix: pip install 'tensorflow[and-cuda]==X.*' (2.14+), or install the tested CUDA and put it
+    on LD_LIBRARY_PATH; remove a shadowing LD_LIBRARY_PATH entry.
+    """
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU: the CUDA runtime is not needed")
     if _is_cuda_build(snap) is not True:
@@ -248,7 +255,11 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
 
 @check(id="cudnn.runtime-match", title="cuDNN that would load matches TensorFlow's build")
 def cudnn_runtime_match(snap: Snapshot, ctx: Context) -> Result:
-    """The cuDNN the loader picks has TF's cuDNN major and at least its minor (TF's own rule)."""
+    """The cuDNN the loader picks has TF's cuDNN major and at least its minor (TF's own rule).
+
+    Typical fix: pip install 'nvidia-cudnn-cu11==8.6.*' (or tensorflow[and-cuda]); drop the older cuDNN
+    directory from LD_LIBRARY_PATH.
+    """
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU: cuDNN is not needed")
     if _is_cuda_build(snap) is not True:
@@ -312,7 +323,10 @@ def _cudnn_fix(snap: Snapshot, want: Version, cuda: Optional[Version], b: Option
 
 @check(id="driver.cuda-floor", title="NVIDIA driver new enough for TensorFlow's CUDA")
 def driver_cuda_floor(snap: Snapshot, ctx: Context) -> Result:
-    """The driver meets the floor of the CUDA TF was built with (minor-version compatibility applied)."""
+    """The driver meets the floor of the CUDA TF was built with (minor-version compatibility applied).
+
+    Typical fix: upgrade the NVIDIA driver to the named floor, or install the newest TensorFlow this driver runs.
+    """
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU")
     drv = _ver(snap.nvml.driver_version)
@@ -402,7 +416,11 @@ def _no_wheel_fix(cc: str) -> str:
 
 @check(id="gpu.compute-capability", title="GPU compute capability compiled into the TensorFlow wheel")
 def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
-    """Each GPU's compute capability has SASS in the wheel (PTX only: slow first start; none: unusable)."""
+    """Each GPU's compute capability has SASS in the wheel (PTX only: slow first start; none: unusable).
+
+    Typical fix: install the newest TensorFlow whose wheel has code for the GPU; for PTX-only, export
+    CUDA_CACHE_MAXSIZE=4294967296.
+    """
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU")
     ignored = logs.find_re(snap, logs.IGNORING_GPU)
@@ -468,7 +486,11 @@ def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
 
 @check(id="platform.windows-native-gpu", title="TensorFlow GPU on native Windows")
 def windows_native_gpu(snap: Snapshot, ctx: Context) -> Result:
-    """TensorFlow newer than 2.10 has no GPU support on native Windows (WSL2 or tensorflow<2.11)."""
+    """TensorFlow newer than 2.10 has no GPU support on native Windows (WSL2 or tensorflow<2.11).
+
+    Typical fix: use WSL2 with pip install 'tensorflow[and-cuda]', or pip install 'tensorflow<2.11'
+    (CUDA 11.2, cuDNN 8.1, Python 3.7-3.10).
+    """
     if snap.platform.system != "Windows":
         return skip("not Windows")
     if snap.platform.is_wsl:
@@ -495,7 +517,10 @@ def windows_native_gpu(snap: Snapshot, ctx: Context) -> Result:
 
 @check(id="platform.macos-no-cuda", title="No CUDA on macOS")
 def macos_no_cuda(snap: Snapshot) -> Result:
-    """macOS has no CUDA TensorFlow; Apple GPUs need tensorflow-metal."""
+    """macOS has no CUDA TensorFlow; Apple GPUs need tensorflow-metal.
+
+    Typical fix: pip install tensorflow tensorflow-metal, or use Linux with an NVIDIA GPU for CUDA.
+    """
     if snap.platform.system != "Darwin":
         return skip("not macOS")
     tf = snap.tensorflow
@@ -514,7 +539,11 @@ def macos_no_cuda(snap: Snapshot) -> Result:
 
 @check(id="tf.cpu-build-with-gpu", title="CPU-only TensorFlow on a machine with an NVIDIA GPU")
 def tf_cpu_build_with_gpu(snap: Snapshot, ctx: Context) -> Result:
-    """An NVIDIA GPU is present but the installed TensorFlow (e.g. tensorflow-cpu) cannot use it."""
+    """An NVIDIA GPU is present but the installed TensorFlow (e.g. tensorflow-cpu) cannot use it.
+
+    Typical fix: pip uninstall -y tensorflow-cpu && pip install 'tensorflow[and-cuda]==X.*'
+    (tensorflow-gpu==X.* before 2.1).
+    """
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU (or --cpu)")
     if snap.platform.system == "Darwin":
@@ -544,7 +573,11 @@ def tf_cpu_build_with_gpu(snap: Snapshot, ctx: Context) -> Result:
 
 @check(id="tf.gpu-libs-loaded", title="TensorFlow loaded its GPU libraries and sees every GPU")
 def tf_gpu_libs_loaded(snap: Snapshot, ctx: Context) -> Result:
-    """When TensorFlow sees fewer GPUs than NVML, say why: CUDA_VISIBLE_DEVICES or the libraries it could not load."""
+    """When TensorFlow sees fewer GPUs than NVML, say why: CUDA_VISIBLE_DEVICES or the libraries it could not load.
+
+    Typical fix: install the CUDA/cuDNN named in TensorFlow's "Could not load dynamic library" line (or
+    tensorflow[and-cuda]); unset CUDA_VISIBLE_DEVICES.
+    """
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU (or --cpu)")
     tf = snap.tensorflow
@@ -610,7 +643,10 @@ def _memory_fix(snap: Snapshot, free: Optional[int]) -> str:
 
 @check(id="memory.allow-growth", title="GPU memory settings for a shared or small GPU")
 def memory_allow_growth(snap: Snapshot, ctx: Context) -> Result:
-    """With other processes on the GPU (or cuDNN/OOM errors in the log), TensorFlow should not grab all memory."""
+    """With other processes on the GPU (or cuDNN/OOM errors in the log), TensorFlow should not grab all memory.
+
+    Typical fix: export TF_FORCE_GPU_ALLOW_GROWTH=true, or a memory_limit (TF1: gpu_options.allow_growth).
+    """
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU (or --cpu)")
     value = snap.env.get("TF_FORCE_GPU_ALLOW_GROWTH")
@@ -637,7 +673,10 @@ def memory_allow_growth(snap: Snapshot, ctx: Context) -> Result:
 
 @check(id="memory.allow-growth-value", title="TF_FORCE_GPU_ALLOW_GROWTH is a value TensorFlow accepts")
 def memory_allow_growth_value(snap: Snapshot) -> Result:
-    """TF_FORCE_GPU_ALLOW_GROWTH is unset, "true" or "false": TensorFlow ignores anything else (even "True")."""
+    """TF_FORCE_GPU_ALLOW_GROWTH is unset, "true" or "false": TensorFlow ignores anything else (even "True").
+
+    Typical fix: export TF_FORCE_GPU_ALLOW_GROWTH=true
+    """
     value = snap.env.get("TF_FORCE_GPU_ALLOW_GROWTH")
     if value is None:
         return skip("TF_FORCE_GPU_ALLOW_GROWTH not set")
