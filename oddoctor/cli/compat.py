@@ -176,8 +176,10 @@ def _print_human(doc: dict[str, Any]) -> None:
             print(f"TensorFlow releases that fit {what} ({doc['os']}): "
                   + ", ".join(f["series"] for f in fits))
             n = doc["newest"]
+            jit = (f"; >= {n['toolkit_driver']} for PTX JIT" if n["toolkit_driver"]
+                   and n["toolkit_driver"] != n["min_driver"] else "")
             print(f"Newest: TensorFlow {n['tensorflow']} with CUDA {n['cuda']}, cuDNN {n['cudnn']}, "
-                  f"Python {n['python']} (driver >= {n['min_driver']})")
+                  f"Python {n['python']} (driver >= {n['min_driver']}{jit})")
             print(f"  {n['install']}")
         else:
             print(f"No TensorFlow GPU release fits {what} ({doc['os']}).")
