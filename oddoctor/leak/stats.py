@@ -10,13 +10,15 @@ A metric *leaks* when, over the post-warm-up series,
    slope is above the threshold (the test is run on ``y - threshold * x``, the dual of Sen's
    confidence interval), and
 2. the growth persists: each half of the series on its own still shows a slope above the threshold
-   with confidence of at least ``half_level`` (0.75).
+   with confidence of at least ``part_level`` (0.75), and the last third leans that way too
+   (confidence above ``tail_level``, 0.5).
 
-Condition 2 is what keeps a plateau from being flagged: a single step (allocator warm-up, the first
-image of a new size, a cache filling once) makes the whole-series slope positive, but one of the two
-halves is then flat. A steady leak, and a leak that grows in chunks (one allocation every few
-images), grow in both halves. A single outlier spike moves neither the median slope nor the
-rank statistic much.
+Condition 2 is what keeps a plateau from being flagged: a single step (the first image of a new
+size, a cache filling once) makes the whole-series slope positive, but one of the two halves is
+then flat; an allocator warm-up that steps up a few times, less and less often, ends flat, so its
+last third is flat. A steady leak, and a leak that grows in chunks (one allocation every few
+images), grow in every part. A single outlier spike moves neither the median slope nor the rank
+statistic much.
 """
 
 from __future__ import annotations
@@ -35,12 +37,12 @@ MIN_POINTS = 6
 class Trend:
     """The verdict on one metric's series."""
 
-    status: str  # "leak", "step" (grew, then levelled off), "ok", "too-short"
+    status: str  # "leak", "plateau" (grew, then levelled off), "ok", "too-short"
     slope: Optional[float]  # Theil-Sen, units per iteration
     intercept: Optional[float]
     threshold: float
     confidence: Optional[float]  # P(slope > threshold), one-sided Mann-Kendall, 0..1
-    half_confidence: tuple[Optional[float], Optional[float]] = (None, None)
+    part_confidence: tuple[Optional[float], ...] = ()  # first half, second half, last third
     n: int = 0
     notes: list[str] = field(default_factory=list)
 
@@ -108,7 +110,8 @@ def confidence_above(ys: Sequence[float], threshold: float, xs: Optional[Sequenc
     return _normal_cdf(z)
 
 
-def trend(ys: Sequence[float], threshold: float, *, level: float = 0.95, half_level: float = 0.75,
+def trend(ys: Sequence[float], threshold: float, *, level: float = 0.95, part_level: float = 0.75,
+          tail_level: float = 0.5,
           xs: Optional[Sequence[float]] = None) -> Trend:
     """Classify a post-warm-up series against a growth threshold (units per iteration)."""
     ys = [float(y) for y in ys]
@@ -119,19 +122,22 @@ def trend(ys: Sequence[float], threshold: float, *, level: float = 0.95, half_le
                      notes=[f"only {n} measured iterations; need at least {MIN_POINTS}"])
     slope, intercept = theil_sen(ys, xs)
     conf = confidence_above(ys, threshold, xs)
-    half = n // 2
-    c1 = confidence_above(ys[:half], threshold, xs[:half])
-    c2 = confidence_above(ys[half:], threshold, xs[half:])
+    half, third = n // 2, n - n // 3
+    parts = (confidence_above(ys[:half], threshold, xs[:half]),
+             confidence_above(ys[half:], threshold, xs[half:]),
+             confidence_above(ys[third:], threshold, xs[third:]))
     notes: list[str] = []
     if slope > threshold and conf >= level:
-        if min(c1, c2) >= half_level:
+        # The last third is short, so it only has to lean towards growth, not prove it.
+        if min(parts[:2]) >= part_level and parts[2] >= tail_level:
             status = "leak"
         else:
-            status = "step"
-            notes.append("grew in one half only, then levelled off: a one-off step, not a steady leak")
+            status = "plateau"
+            notes.append("grew, then levelled off (flat in one half or in the last third): "
+                         "warm-up or a one-off step, not a steady leak")
     else:
         status = "ok"
-    return Trend(status, slope, intercept, threshold, conf, (c1, c2), n, notes)
+    return Trend(status, slope, intercept, threshold, conf, parts, n, notes)
 
 
 def median(values: Sequence[float]) -> Optional[float]:

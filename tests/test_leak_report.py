@@ -1,0 +1,99 @@
+"""Verdicts, projection, findings, exit codes and rendering of the leak-test report (no TensorFlow)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oddoctor.leak.report import analyze_mode, build_report, render_text
+from oddoctor.leak.runner import ModeRun
+
+MIB = 1024 * 1024
+
+
+def fake_run(mode, *, nodes_per_image, rss_per_image_mib, latency_ms, n=30, warmup=5, gpu=False):
+    samples = []
+    for i in range(n + warmup):
+        # Warm-up: memory jumps on the first images in both modes (allocator warm-up).
+        rss = 700 * MIB + (40 * MIB if i >= 2 else 0) + int(rss_per_image_mib * MIB * i) + (i % 3) * 4096
+        samples.append({"i": i, "warmup": i < warmup, "latency_ms": latency_ms + (i % 4) * 0.5,
+                        "graph_nodes": 730 + nodes_per_image * i, "rss_bytes": rss,
+                        "gpu_nvml_bytes": (500 * MIB if gpu else None), "gpu_tf_bytes": None,
+                        "sessions": i + 1 if mode == "legacy" else 1})
+    start = {"mode": mode, "model": "m.pb", "model_kind": "frozen_graph", "model_nodes": 699,
+             "has_masks": True, "image_sizes": [[480, 640], [512, 512]], "skipped": [],
+             "tf_version": "2.x", "nvml": "ok" if gpu else "NVML unavailable (no driver)",
+             "tf_allocator": "TensorFlow sees no GPU", "host_available_bytes": 8 * 1024 * MIB,
+             "gpu_free_bytes": None}
+    return ModeRun(mode=mode, start=start, samples=samples,
+                   done={"sessions": samples[-1]["sessions"], "host_available_bytes": 8 * 1024 * MIB})
+
+
+def test_legacy_leaks_fixed_passes_with_findings_and_projection():
+    legacy = analyze_mode(fake_run("legacy", nodes_per_image=31, rss_per_image_mib=2.0, latency_ms=200))
+    fixed = analyze_mode(fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20))
+    assert legacy["verdict"] == "leak"
+    assert set(legacy["leaking_metrics"]) == {"graph_nodes", "rss"}
+    assert legacy["metrics"]["graph_nodes"]["slope_per_image"] == pytest.approx(31)
+    assert fixed["verdict"] == "ok"
+    assert fixed["metrics"]["rss"]["status"] == "ok"  # warm-up jump excluded, plateau not flagged
+    assert legacy["metrics"]["gpu_nvml"]["status"] == "n/a"
+    assert "no driver" in legacy["metrics"]["gpu_nvml"]["reason"]
+    # 8 GiB free at 2 MiB per image: about 4096 images.
+    assert legacy["projection"]["RAM"]["images_to_exhaustion"] == pytest.approx(4096, rel=0.02)
+    ids = [f["id"] for f in legacy["findings"]]
+    assert ids == ["leak.graph-growth", "leak.session-per-image"]
+    assert "LegacyDetector" in legacy["findings"][0]["fix"]
+    assert fixed["findings"] == []
+
+
+def test_runtime_memory_growth_with_a_constant_graph_is_not_blamed_on_the_user():
+    mode = analyze_mode(fake_run("fixed", nodes_per_image=0, rss_per_image_mib=1.0, latency_ms=20))
+    assert mode["verdict"] == "leak"
+    assert [f["id"] for f in mode["findings"]] == ["leak.runtime-memory"]
+
+
+def test_exit_codes_ratio_and_json_document():
+    runs = {"legacy": fake_run("legacy", nodes_per_image=31, rss_per_image_mib=0.0, latency_ms=200),
+            "fixed": fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20)}
+    report = build_report(runs, model="m.pb", options={})
+    assert report["exit_code"] == 1  # a measured mode leaks: CI gate fails
+    assert report["cost_ratio"]["median"] == pytest.approx(200.75 / 20.75, rel=0.01)
+    json.loads(json.dumps(report))  # one serialisable document
+    assert report["schema_version"] == 1
+    demo = build_report(runs, model="demo", options={}, demo=True)
+    assert demo["exit_code"] == 0
+    assert demo["demo_as_expected"]
+    swapped = {"legacy": runs["fixed"], "fixed": runs["legacy"]}
+    assert build_report(swapped, model="demo", options={}, demo=True)["exit_code"] == 1
+    only_fixed = build_report({"fixed": runs["fixed"]}, model="m.pb", options={})
+    assert only_fixed["exit_code"] == 0
+    text = render_text(report)
+    assert "LEAKS" in text
+    assert "+31.0 ops/image" in text
+    assert "per-image cost ratio legacy/fixed: 9.7x" in text
+    assert "fix: Build tensor_dict" in text
+
+
+def test_a_crashed_child_is_an_error_and_exit_1():
+    run = fake_run("legacy", nodes_per_image=31, rss_per_image_mib=0.0, latency_ms=200, n=3)
+    run.error = {"kind": "died", "message": "the legacy process killed by signal 9 after 8 iterations"}
+    report = build_report({"legacy": run}, model="m.pb", options={})
+    assert report["modes"]["legacy"]["verdict"] == "error"
+    assert report["exit_code"] == 1
+    assert "signal 9" in render_text(report)
+
+
+def test_plot_is_written_with_both_modes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from oddoctor.leak.plot import save_plot
+
+    runs = {"legacy": fake_run("legacy", nodes_per_image=31, rss_per_image_mib=1.0, latency_ms=200),
+            "fixed": fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20, gpu=True)}
+    report = build_report(runs, model="m.pb", options={})
+    out = save_plot(runs, report, tmp_path / "sub" / "leak.png")
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(data) > 10_000
+    assert [p.name for p in out.parent.iterdir()] == ["leak.png"]  # no temp file left behind
