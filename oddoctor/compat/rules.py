@@ -160,7 +160,8 @@ def driver_need(cuda: VersionLike, os: str = LINUX) -> Optional[DriverNeed]:
     toolkit = [r.floor(os) for r in _toolkit_rows(c)]
     toolkit_floor = min((v for v in toolkit if v is not None), default=None)
     compat = [r for r in driver_rows() if r.kind == "minor_version_compat" and r.covers(c)]
-    compat_floor = min((r.floor(os) for r in compat if r.floor(os) is not None), default=None)
+    compat_floors = [f for f in (r.floor(os) for r in compat) if f is not None]
+    compat_floor = min(compat_floors, default=None)
     if compat_floor is not None:
         ref = next(r.source_ref for r in compat if r.floor(os) == compat_floor)
         return DriverNeed(c, os, compat_floor, "minor_version_compat", toolkit_floor, ref)

@@ -120,6 +120,11 @@ def _gpu_machine(snap: Snapshot, ctx: Context) -> bool:
     return bool(snap.nvml.gpus) and not getattr(ctx, "cpu_only", False)
 
 
+def _major(lib: LibFacts) -> Optional[int]:
+    v = _ver(lib.version)
+    return v.major if v is not None else None
+
+
 def _lib_desc(lib: LibFacts) -> str:
     return f"{lib.path} ({lib.source}{', ' + lib.version if lib.version else ''})"
 
@@ -217,7 +222,7 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
         quote = logs.short(failed[0].line)
         details["log_line"] = failed[0].line
         major = logs.soname_major(failed[0].soname) or want.major
-        found = [lib for lib in libs if _ver(lib.version) and _ver(lib.version).major == major]
+        found = [lib for lib in libs if _major(lib) == major]
         if found:
             d = os.path.dirname(found[0].path)
             return fail(f"TensorFlow could not load {failed[0].soname} although {_lib_desc(found[0])} exists: "
@@ -236,8 +241,7 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
     if got is None:
         return skip(f"version of {first.path} unknown")
     if got.major != want.major:
-        better = next((lib for lib in libs[1:] if _ver(lib.version) and _ver(lib.version).major == want.major),
-                      None)
+        better = next((lib for lib in libs[1:] if _major(lib) == want.major), None)
         if better is not None and first.source == "ld_library_path":
             fix = (f"Remove {os.path.dirname(first.path)} from LD_LIBRARY_PATH: it shadows {_lib_desc(better)} "
                    "that matches TensorFlow's build")
