@@ -191,7 +191,8 @@ def python_tf_range(snap: Snapshot) -> Result:
     if b.supports_python(py):
         return ok(f"Python {py} is in TensorFlow {b.series}'s range {b.python_listed}", details=details)
     if newest is not None:
-        fix = (f"pip install '{compat.pip_spec(newest, os_)}' (newest TensorFlow for Python {py}), or use "
+        spec = compat.pip_spec(newest, os_) if snap.nvml.gpus else f"tensorflow=={newest.series}.*"
+        fix = (f"pip install '{spec}' (newest TensorFlow for Python {py}), or use "
                f"Python {b.python_max} with TensorFlow {b.series}")
     else:
         fix = f"Use Python {b.python_max} (TensorFlow {b.series} supports {b.python_listed})"
