@@ -464,7 +464,8 @@ def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
         cc = g.compute_capability or ""
         cov = compat.cc_coverage(cc, archs)
         details["gpus"][str(g.index)] = {"name": g.name, "cc": cc, "coverage": cov}  # type: ignore[index]
-        lines.append(f"GPU {g.index} {g.name} ({cc}): {cov}")
+        lines.append(f"GPU {g.index} {g.name} ({cc}): " + {"sass": "native code", "ptx": "PTX only",
+                                                             "none": "no code"}[cov])
         hedge = "" if confidence != "probable" else " (wheel list for this release not verified upstream)"
         if cov == "none":
             fix = _cc_fix(snap, cc)
@@ -602,7 +603,8 @@ def tf_gpu_libs_loaded(snap: Snapshot, ctx: Context) -> Result:
     dlopen = logs.find(snap, logs.DLOPEN_FAIL)
     if seen >= expected and not (seen == 0 and (failed or dlopen)):
         if expected < nv:
-            return warn(f"TensorFlow sees {seen} of {nv} GPU(s): CUDA_VISIBLE_DEVICES={cvd!r} hides the rest",
+            return warn(f"TensorFlow sees {seen} of {nv} GPU(s): CUDA_VISIBLE_DEVICES={cvd!r} hides "
+                        f"{nv - expected} of them",
                         fix="unset CUDA_VISIBLE_DEVICES if every GPU should be used", details=details)
         return ok(f"TensorFlow sees all {seen} GPU(s)", details=details)
     if failed or dlopen:
