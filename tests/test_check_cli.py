@@ -134,3 +134,15 @@ def test_checks_lists_builtin_checks_with_their_plugin():
     for cid in ("platform.supported", "driver.present", "tf.importable", "tf.cuda-build", "gpu.visible",
                 "gpu.min-vram", "gpu.other-processes"):
         assert rows[cid]["plugin"] == "core" and rows[cid]["description"]
+
+
+def test_driver_fix_without_tensorflow_names_the_floor_of_the_newest_tf_for_this_python(tmp_path: Path):
+    # A fresh machine: no driver, no TensorFlow yet (Python 3.11.9).
+    snap = json.loads((SNAPSHOTS / "core_tf_not_installed.json").read_text())
+    snap["nvml"] = {"available": False, "error": "NVMLError_LibraryNotFound: NVML Shared Library Not Found"}
+    f = tmp_path / "fresh.json"
+    f.write_text(json.dumps(snap))
+    code, doc = run_json("check", "--from", str(f))
+    r = by_id(doc)["driver.present"]
+    assert code == 1 and r["status"] == "fail"
+    assert ">= 525.60.13 (for TensorFlow 2.21.0's CUDA 12.5)" in r["fix"]

@@ -57,25 +57,33 @@ def driver_present(snap: Snapshot, ctx: Context) -> Result:
     if ctx.cpu_only:
         return skip(f"no NVIDIA driver ({n.error or 'NVML not available'}); --cpu given")
     why = n.error or "NVML reported no driver version"
-    cuda = (snap.tensorflow.build_info or {}).get("cuda_version")
-    floor = _driver_floor_text(cuda, snap.platform.system)
+    floor = _driver_floor_text(snap)
     return fail(f"no NVIDIA driver found: {why}",
                 fix=f"Install the NVIDIA driver{floor} and reboot; check with nvidia-smi "
                     "(or pass --cpu to diagnose for CPU-only use)",
                 details={"nvml_error": why})
 
 
-def _driver_floor_text(cuda: str | None, system: str) -> str:
-    """' >= 525.60.13 (for CUDA 12.5, TensorFlow's build)' where the compat tables know it."""
-    if not cuda:
-        return ""
-    try:
-        from oddoctor import compat
+def _driver_floor_text(snap: Snapshot) -> str:
+    """' >= 525.60.13 (for CUDA 12.5.1, TensorFlow's build)', from the compat tables.
 
-        floor = compat.min_driver_for_cuda(cuda, "windows" if system == "Windows" else "linux")
+    Without TensorFlow's build info, the floor is that of the newest TensorFlow for this Python.
+    """
+    from oddoctor import compat
+
+    os_name = "windows" if snap.platform.system == "Windows" else "linux"
+    cuda = (snap.tensorflow.build_info or {}).get("cuda_version")
+    why = f"for CUDA {cuda}, TensorFlow's build"
+    try:
+        if not cuda and snap.python.version:
+            newest = compat.newest_tf_for_python(snap.python.version, os_name)
+            if newest is None:
+                return ""
+            cuda, why = newest.cuda, f"for TensorFlow {newest.version}'s CUDA {newest.cuda}"
+        floor = compat.min_driver_for_cuda(cuda, os_name) if cuda else None
     except Exception:  # noqa: BLE001 - the fix text degrades to no number, the verdict stands
         return ""
-    return f" >= {compat.format_driver(floor)} (for CUDA {cuda}, TensorFlow's build)" if floor else ""
+    return f" >= {compat.format_driver(floor)} ({why})" if floor else ""
 
 
 @check(id="tf.importable", title="TensorFlow importable", timeout_s=10.0)
