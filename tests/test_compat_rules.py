@@ -136,6 +136,15 @@ def test_driver_floor_warns_below_toolkit_driver_and_fails_below_floor():
     assert ">= 525.60.13" in r.fix and "tensorflow[and-cuda]==2.14.*" in r.fix
 
 
+def test_driver_max_cuda_used_when_the_driver_version_is_unknown():
+    snap = _healthy()
+    snap.nvml.driver_version, snap.nvml.cuda_driver_version = None, "11.4"
+    r = _run(plugin.driver_cuda_floor, snap)
+    assert r.status is Status.FAIL and ">= 525.60.13" in r.fix
+    snap.nvml.cuda_driver_version = "12.2"
+    assert _run(plugin.driver_cuda_floor, snap).status is Status.SKIP
+
+
 def test_wsl_uses_the_windows_driver_column():
     snap = _healthy("healthy_tf219_wsl2_rtx3070")
     snap.nvml.driver_version = "527.41"  # a Windows driver: >= 525.60.13 (Linux) but < 528.33 (Windows)

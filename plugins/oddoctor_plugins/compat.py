@@ -335,13 +335,20 @@ def driver_cuda_floor(snap: Snapshot, ctx: Context) -> Result:
     if not _gpu_machine(snap, ctx):
         return skip("no NVIDIA GPU")
     drv = _ver(snap.nvml.driver_version)
-    if drv is None:
-        return skip("driver version unknown (see driver.present)")
     if _is_cuda_build(snap) is not True:
         return skip("TensorFlow is not installed or not a CUDA build")
     cuda, where = _build_cuda(snap)
     if cuda is None:
         return skip("the CUDA version of TensorFlow's build is unknown")
+    if drv is None:
+        # Only the driver's own "CUDA Version" (nvidia-smi's header) may be known: compare majors.
+        max_cuda = compat.normalize_cuda(snap.nvml.cuda_driver_version)
+        if max_cuda is not None and max_cuda.major < cuda.major:
+            floor = compat.min_driver_for_cuda(cuda, _driver_os(snap))
+            return fail(f"the driver supports CUDA up to {max_cuda}; TensorFlow {snap.tensorflow.version} was built "
+                        f"with CUDA {cuda}", fix=f"Upgrade the NVIDIA driver to >= {format_driver(floor)}",
+                        details={"driver_max_cuda": str(max_cuda), "cuda": str(cuda)})
+        return skip("driver version unknown (see driver.present)")
     os_ = _driver_os(snap)
     # A pip runtime newer than TF's build raises the floor (e.g. cudart 12.8 under a 12.5 build).
     loaded = [_ver(lib.version) for lib in snap.cuda_libs.cudart[:1]]
