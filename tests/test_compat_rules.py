@@ -117,6 +117,17 @@ def test_ptx_only_gpu_warns_about_first_start():
     assert "CUDA_CACHE_MAXSIZE=4294967296" in r.fix and "tensorflow[and-cuda]==" in r.fix
 
 
+def test_tf_jit_line_warns_when_the_compiled_list_is_unknown():
+    snap = _healthy("healthy_tf115_cuda100_v100")  # TF 1.15: no build info, no wheel table row
+    snap.tensorflow.log_lines = ["W0000 00:00:1755011248.049012     142 gpu_device.cc:2447] TensorFlow was not built "
+                                 "with CUDA kernel binaries compatible with compute capability 12.0. CUDA kernels "
+                                 "will be jit-compiled from PTX, which could take 30 minutes or longer."]
+    r = _run(plugin.gpu_compute_capability, snap)
+    assert r.status is Status.WARN and "CUDA_CACHE_MAXSIZE" in r.fix and "compute capability 12.0" in r.message
+    snap.tensorflow.log_lines = []
+    assert _run(plugin.gpu_compute_capability, snap).status is Status.SKIP
+
+
 def test_unsupported_gpu_names_the_last_release():
     snap = _healthy()
     snap.nvml.gpus[0].name, snap.nvml.gpus[0].compute_capability = "Tesla K80", "3.7"

@@ -456,6 +456,11 @@ def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
     else:
         row = compat.wheel_caps(tf_v) if tf_v else None
         if row is None:
+            jit = logs.find_re(snap, logs.NOT_BUILT_FOR_CC)
+            if jit:  # TF itself says it will JIT: enough to warn without knowing the compiled list
+                return warn(f"TensorFlow {tf_v} JIT-compiles its kernels for this GPU: {logs.short(jit[0][0])}",
+                            fix=f"export {JIT_CACHE} so the JIT runs once",
+                            details={"log_line": jit[0][0]})
             return skip(f"compiled compute capabilities of TensorFlow {tf_v} unknown")
         archs = compat.parse_archs(row.archs_listed)
         source, confidence = "official wheel table", row.confidence
