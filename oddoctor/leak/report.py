@@ -35,8 +35,7 @@ FIX_SESSIONS = "Open one tf.compat.v1.Session(graph=graph) outside the loop and 
 def _trend_dict(t: Trend, unit: str) -> dict[str, Any]:
     return {"status": t.status, "slope_per_image": t.slope, "threshold_per_image": t.threshold,
             "confidence": t.confidence,
-            "verdict_confidence": None if t.confidence is None else (
-                t.confidence if t.status == "leak" else 1.0 - t.confidence),
+            "verdict_confidence": verdict_confidence({"status": t.status, "confidence": t.confidence}),
             "part_confidence": list(t.part_confidence), "unit": unit,
             "n": t.n, "notes": t.notes}
 
@@ -197,8 +196,8 @@ def _fmt_status(m: dict[str, Any]) -> str:
 def verdict_confidence(m: dict[str, Any]) -> Optional[float]:
     """Confidence in the metric's verdict: P(slope > threshold) for a leak, its complement otherwise."""
     conf = m.get("confidence")
-    if conf is None:
-        return None
+    if conf is None or m["status"] not in ("leak", "ok"):
+        return None  # a plateau is a judgement on the parts of the series, not one test
     return conf if m["status"] == "leak" else 1.0 - conf
 
 
