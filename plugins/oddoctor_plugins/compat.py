@@ -7,7 +7,8 @@ in :mod:`oddoctor.compat` (each with its upstream source). A check whose facts a
 
 from __future__ import annotations
 
-import os
+import ntpath
+import posixpath
 from typing import Optional
 
 from packaging.version import InvalidVersion, Version
@@ -22,6 +23,9 @@ from oddoctor.snapshot import LibFacts, Snapshot
 #: Values TensorFlow accepts for TF_FORCE_GPU_ALLOW_GROWTH (exact, case-sensitive strcmp in
 #: tensorflow/core/common_runtime/gpu/gpu_bfc_allocator.cc).
 ALLOW_GROWTH_VALUES = ("true", "false")
+#: First cuDNN release published as a pip wheel, per CUDA major (PyPI nvidia-cudnn-cu11 starts at 8.5.0.96,
+#: nvidia-cudnn-cu12 at 8.8.0.121; read 2026-11-22): older ones come from conda or NVIDIA's installers.
+PIP_CUDNN_FROM = {11: Version("8.5"), 12: Version("8.8")}
 #: JIT cache large enough for TensorFlow's kernels (docs suggest 2 GiB; 4 GiB is CUDA's maximum).
 JIT_CACHE = "CUDA_CACHE_MAXSIZE=4294967296"
 
@@ -118,6 +122,11 @@ def _is_cuda_build(snap: Snapshot) -> Optional[bool]:
 
 def _gpu_machine(snap: Snapshot, ctx: Context) -> bool:
     return bool(snap.nvml.gpus) and not getattr(ctx, "cpu_only", False)
+
+
+def _dirname(path: str) -> str:
+    """Directory of a library path from either OS (a snapshot may come from Windows)."""
+    return ntpath.dirname(path) if "\\" in path else posixpath.dirname(path)
 
 
 def _major(lib: LibFacts) -> Optional[int]:
@@ -225,7 +234,7 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
         major = logs.soname_major(failed[0].soname) or want.major
         found = [lib for lib in libs if _major(lib) == major]
         if found:
-            d = os.path.dirname(found[0].path)
+            d = _dirname(found[0].path)
             return fail(f"TensorFlow could not load {failed[0].soname} although {_lib_desc(found[0])} exists: "
                         f"{quote}",
                         fix=f"export LD_LIBRARY_PATH={d}:$LD_LIBRARY_PATH (so the loader finds CUDA {major}), "
@@ -244,7 +253,7 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
     if got.major != want.major:
         better = next((lib for lib in libs[1:] if _major(lib) == want.major), None)
         if better is not None and first.source == "ld_library_path":
-            fix = (f"Remove {os.path.dirname(first.path)} from LD_LIBRARY_PATH: it shadows {_lib_desc(better)} "
+            fix = (f"Remove {_dirname(first.path)} from LD_LIBRARY_PATH: it shadows {_lib_desc(better)} "
                    "that matches TensorFlow's build")
         else:
             fix = _install_fix(snap, b)
@@ -314,13 +323,19 @@ def _cudnn_fix(snap: Snapshot, want: Version, cuda: Optional[Version], b: Option
     parts = []
     first = libs[0] if libs else None
     better = next((lib for lib in libs[1:] if lib.source == "pip"), None)
-    if first is not None and first.source in ("ld_library_path", "system", "cuda_home") and better is not None:
-        parts.append(f"remove {os.path.dirname(first.path)} from LD_LIBRARY_PATH so that {better.path} loads")
+    if first is not None and first.source == "ld_library_path" and better is not None:
+        parts.append(f"remove {_dirname(first.path)} from LD_LIBRARY_PATH so that {better.path} loads")
     if _tf_os(snap) == LINUX and b is not None and b.version >= Version("2.14"):
         parts.append(compat.pip_install(b, LINUX))
-    elif _tf_os(snap) == LINUX and cuda is not None and want.major >= 8:
+    elif _tf_os(snap) == LINUX and cuda is not None and Version(mm) >= PIP_CUDNN_FROM.get(cuda.major, Version("99")):
         parts.append(f"pip install 'nvidia-cudnn-cu{cuda.major}=={mm}.*' and put its lib directory "
                      "(site-packages/nvidia/cudnn/lib) on LD_LIBRARY_PATH")
+    elif _tf_os(snap) == LINUX and cuda is not None:
+        parts.append(f"conda install -c conda-forge cudatoolkit={cuda} 'cudnn>={mm},<{want.major + 1}' and put "
+                     "the environment's lib directory first on LD_LIBRARY_PATH")
+    elif first is not None and _native_windows(snap):
+        parts.append(f"install cuDNN {mm} for CUDA {cuda or '?'} (cudnn64_{want.major}.dll) and put its bin "
+                     f"directory on PATH ahead of {_dirname(first.path)}")
     else:
         parts.append(f"install cuDNN {mm} for CUDA {cuda or '?'} and put it first on the library path")
     return "; or ".join(parts) + f" (cuDNN {mm}.x or a newer {want.major}.x)"
