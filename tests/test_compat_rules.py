@@ -100,6 +100,13 @@ def test_ld_library_path_shadowing_names_both_files():
     assert "/usr/local/cuda-11.8/lib64" in r.fix and pip.path in r.fix and "CUDA 12.5" in r.message
 
 
+def test_older_cuda_minor_warns():
+    snap = _healthy("healthy_tf212_cuda118_t4_conda")
+    snap.cuda_libs.cudart[0].version = "11.2"
+    r = _run(plugin.cuda_runtime_match, snap)
+    assert r.status is Status.WARN and "older than TensorFlow's CUDA 11.8" in r.message and "CUDA 11.8" in r.fix
+
+
 def test_cudart_found_but_not_loaded_suggests_ld_library_path():
     snap = load_snapshot(SNAPSHOTS / "report_tf45930_libcudart_11_0.json")
     snap.cuda_libs.cudart = [LibFacts("cudart", "/usr/local/cuda-11.1/targets/x86_64-linux/lib/libcudart.so.11.0",

@@ -9,6 +9,10 @@ from typing import Optional
 from oddoctor.snapshot import Snapshot
 
 DSO_FAIL = re.compile(r"Could not load dynamic library '([^']+)'")
+#: TF 1.x links CUDA at import time: a missing library fails `import tensorflow` itself.
+IMPORT_FAIL = re.compile(r"ImportError: (lib[\w+-]+\.so[.\d]*): cannot open shared object file")
+#: Libraries that ship with the CUDA toolkit (their sonames do not always carry the CUDA major).
+CUDA_TOOLKIT_LIBS = frozenset({"cudart", "cublas", "cublaslt", "cufft", "curand", "cusolver", "cusparse"})
 DLOPEN_FAIL = "Cannot dlopen some GPU libraries"
 CUDNN_MISMATCH = re.compile(
     r"Loaded runtime CuDNN library: (\d+(?:\.\d+)*) but source was compiled with: (\d+(?:\.\d+)*)")
@@ -90,11 +94,12 @@ def lib_stem(soname: str) -> str:
 
 
 def failed_libs(snap: Snapshot) -> list[FailedLib]:
-    """The libraries TensorFlow said it could not load (``dso_loader`` lines), in order."""
+    """The libraries TensorFlow could not load: ``dso_loader`` lines, and TF 1.x import errors, in order."""
     out = []
-    for line, m in find_re(snap, DSO_FAIL):
-        stem = lib_stem(m.group(1))
-        out.append(FailedLib(m.group(1), stem, LIB_COMPONENTS.get(stem, "CUDA"), line))
+    for pattern in (DSO_FAIL, IMPORT_FAIL):
+        for line, m in find_re(snap, pattern):
+            stem = lib_stem(m.group(1))
+            out.append(FailedLib(m.group(1), stem, LIB_COMPONENTS.get(stem, "CUDA"), line))
     return out
 
 

@@ -225,14 +225,18 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
         return skip("the CUDA version of TensorFlow's build is unknown")
     b = _build(snap)
     libs = snap.cuda_libs.cudart
-    failed = [f for f in logs.failed_libs(snap) if f.stem == "cudart"]
+    failed = [f for f in logs.failed_libs(snap) if f.stem in logs.CUDA_TOOLKIT_LIBS]
+    failed.sort(key=lambda f: f.stem != "cudart")  # the runtime itself first: its soname names the major
     details = {"tf_cuda": str(want), "cuda_from": where, "cudart": [lib.path for lib in libs],
                "searched": snap.cuda_libs.searched}
     if failed:
         quote = logs.short(failed[0].line)
         details["log_line"] = failed[0].line
-        major = logs.soname_major(failed[0].soname) or want.major
+        major = (logs.soname_major(failed[0].soname) if failed[0].stem == "cudart" else None) or want.major
         found = [lib for lib in libs if _major(lib) == major]
+        if failed[0].stem != "cudart":
+            return fail(f"TensorFlow {snap.tensorflow.version} needs the CUDA {want} libraries and could not load "
+                        f"{failed[0].soname}: {quote}", fix=_install_fix(snap, b), details=details)
         if found:
             d = _dirname(found[0].path)
             return fail(f"TensorFlow could not load {failed[0].soname} although {_lib_desc(found[0])} exists: "
