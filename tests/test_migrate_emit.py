@@ -6,6 +6,7 @@ None of these tests need TensorFlow: the runner imports it only after parsing it
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import importlib.util
 import json
 import py_compile
@@ -112,7 +113,13 @@ def test_runner_needs_only_tensorflow_numpy_and_the_stdlib():
         elif isinstance(node, ast.ImportFrom) and node.module:
             imported.add(node.module.split(".")[0])
     third_party = {m for m in imported if m not in sys.stdlib_module_names}
-    assert third_party == {"tensorflow"}, third_party  # numpy arrays come from TensorFlow's .numpy()
+    assert third_party == {"tensorflow", "numpy"}, third_party
+    try:
+        requires = importlib.metadata.requires("tensorflow") or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("TensorFlow not installed: cannot read its requirements")
+    # numpy comes with `pip install tensorflow`: the runner needs nothing TensorFlow does not bring.
+    assert any(r.split(";")[0].strip().lower().startswith("numpy") for r in requires), requires
 
 
 @pytest.mark.parametrize("name", ["my model.pb", "%(prog)s %d %", HOSTILE[2]])
@@ -176,6 +183,14 @@ def rle_decode(rle: dict) -> list[list[int]]:
 
 
 @pytest.fixture(scope="module")
+def runner_module():
+    pytest.importorskip("numpy")
+    from oddoctor.migrate import runner_template
+
+    return runner_template
+
+
+@pytest.fixture(scope="module")
 def rle_encode():
     np = pytest.importorskip("numpy")
     from oddoctor.migrate import runner_template
@@ -205,3 +220,23 @@ def test_rle_round_trips_random_and_large_masks(rle_encode):
         json.dumps(rle)
         assert rle["size"] == list(m.shape)
         assert rle_decode(rle) == m.tolist()
+
+
+def test_rle_of_a_box_region_equals_rle_of_the_full_mask(runner_module):
+    np = pytest.importorskip("numpy")
+    rng = np.random.default_rng(1)
+    h, w = 23, 31
+    placements = [(0, 0, 5, 7), (18, 24, 5, 7), (10, 3, 13, 28), (0, 0, 23, 31), (22, 30, 1, 1), (4, 5, 0, 3)]
+    for top, left, rows, cols in placements:
+        for ones in (False, True):
+            local = np.ones((rows, cols), np.uint8) if ones else (rng.random((rows, cols)) < 0.5).astype(np.uint8)
+            full = np.zeros((h, w), np.uint8)
+            full[top:top + rows, left:left + cols] = local
+            got = runner_module.rle_encode_box(local, top, left, h, w)
+            assert got == runner_module.rle_encode(full), (top, left, rows, cols, ones)
+            assert rle_decode(got) == full.tolist()
+    # A grid larger than the image is cut at the image's edge (boxes may extend past it).
+    local = np.ones((10, 10), np.uint8)
+    full = np.zeros((h, w), np.uint8)
+    full[20:, 25:] = 1
+    assert runner_module.rle_encode_box(local, 20, 25, h, w) == runner_module.rle_encode(full)

@@ -1,7 +1,7 @@
 """Run a migrated Object Detection model (TF2 SavedModel) over a folder of images.
 
-Written by `oddoctor migrate`. It needs only TensorFlow (and numpy, which TensorFlow itself
-installs) and the Python standard library: copy this file together with its saved_model/ folder.
+Written by `oddoctor migrate`. It needs only TensorFlow (`pip install tensorflow`, which brings
+numpy) and the Python standard library: copy this file together with its saved_model/ folder.
 
 Output: one JSON object per image (JSON lines) with boxes in pixels of the original image,
 scores, class ids and, for mask models, image-sized binary masks as COCO compressed RLE
@@ -18,6 +18,8 @@ import json
 import os
 import sys
 import time
+
+import numpy as np  # installed with TensorFlow (one of its own requirements)
 
 # --- oddoctor:constants begin ---
 # Values below come from the migrated model; oddoctor writes them as Python literals.
@@ -218,7 +220,14 @@ def make_detect(tf, model_fn, model_batch, batch_size, xla):
 
 
 def make_paste_masks(tf, mask_threshold):
-    """Box-relative masks -> image-sized binary masks (the OD API's reframe_box_masks_to_image_masks)."""
+    """Box-relative masks -> binary masks in image pixels, computed over each box only.
+
+    Samples exactly the pixels the OD API's reframe_box_masks_to_image_masks samples (bilinear
+    crop_and_resize of the box mask at every image pixel centre), but only on the grid of rows and
+    columns the boxes cover: everything outside a box is 0 there anyway, and an image-sized grid
+    per detection would cost as much as the model itself on a CPU.
+    Returns (masks [n, rows, cols] uint8, top-left pixel [n, 2] int32).
+    """
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, None], tf.float32),  # [n, mask_h, mask_w]
@@ -227,26 +236,59 @@ def make_paste_masks(tf, mask_threshold):
     ])
     def paste(box_masks, boxes, size):
         n = tf.shape(box_masks)[0]
-        corners = tf.reshape(boxes, [-1, 2, 2])
-        low = corners[:, 0:1, :]
-        extent = tf.maximum(corners[:, 1:2, :] - low, 1e-4)
-        unit = tf.reshape(tf.concat([tf.zeros([n, 2]), tf.ones([n, 2])], axis=1), [-1, 2, 2])
-        reverse = tf.reshape((unit - low) / extent, [-1, 4])
-        masks = tf.image.crop_and_resize(box_masks[..., None], reverse, tf.range(n), size,
-                                         extrapolation_value=0.0)
-        return tf.cast(masks[..., 0] > mask_threshold, tf.uint8)
+        mask_px = tf.cast(tf.shape(box_masks)[1:3], tf.float32)  # mask height, width
+        last_px = tf.cast(tf.maximum(size - 1, 1), tf.float32)  # pixel centres at i / (size - 1)
+        low = boxes[:, 0:2]
+        extent = tf.maximum(boxes[:, 2:4] - low, 1e-4)  # as the OD API: no division by zero
+        high = low + extent
+        step = (1.0 / extent) / last_px  # box coordinates per image pixel
+        # One pixel of margin (floor/ceil): the exact inside test below decides, not rounding.
+        first = tf.clip_by_value(tf.floor(low * last_px), 0.0, last_px)
+        last = tf.clip_by_value(tf.math.ceil(high * last_px), 0.0, last_px)
+        grid = tf.maximum(tf.reduce_max(last - first + 1.0, axis=0), 1.0)  # [2]; 1 when n == 0
+        start = (first * step) - low / extent  # box coordinates of the first grid pixel
+        stop = start + (grid - 1.0) * step
+        # Sample a 1-pixel edge-padded mask: a pixel centre on the box edge reads the edge value
+        # whatever the float rounding (a plain crop_and_resize would give 0 or the edge by luck).
+        padded = tf.pad(box_masks, [[0, 0], [1, 1], [1, 1]], mode="SYMMETRIC")[..., None]
+        to_padded = (mask_px - 1.0) / (mask_px + 1.0)
+        shift = 1.0 / (mask_px + 1.0)
+        crop = tf.concat([start * to_padded + shift, stop * to_padded + shift], axis=1)
+        masks = tf.image.crop_and_resize(padded, crop, tf.range(n), tf.cast(grid, tf.int32))[..., 0]
+        # A pixel belongs to the box when its centre is inside it (0.001 px tolerance).
+        rows = first[:, 0:1] + tf.range(grid[0])[None, :]
+        cols = first[:, 1:2] + tf.range(grid[1])[None, :]
+        tol = 1e-3
+        in_rows = (rows >= low[:, 0:1] * last_px[0] - tol) & (rows <= high[:, 0:1] * last_px[0] + tol)
+        in_cols = (cols >= low[:, 1:2] * last_px[1] - tol) & (cols <= high[:, 1:2] * last_px[1] + tol)
+        inside = in_rows[:, :, None] & in_cols[:, None, :]
+        binary = (masks > mask_threshold) & inside
+        return tf.cast(binary, tf.uint8), tf.cast(first, tf.int32)
 
     return paste
 
 
+def rle_encode_box(local, top, left, height, width):
+    """COCO RLE of a height x width mask that is 0 except for ``local`` placed at (top, left)."""
+    local = local[:height - top, :width - left]
+    rows, cols = local.shape
+    strip = np.zeros((cols, height), np.uint8)  # the image columns the box spans, column-major
+    strip[:, top:top + rows] = local.T
+    ext = np.concatenate(([0], strip.reshape(-1), [0]))
+    pos = (np.flatnonzero(ext[1:] != ext[:-1]) + left * height).tolist()
+    if pos and pos[-1] == height * width:
+        pos.pop()  # ones up to the very last pixel: no closing run
+    bounds = [0, *pos, height * width]
+    return _rle_string([bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1)], height, width)
+
+
 def rle_encode(mask):
-    """COCO compressed RLE of a 2-D 0/1 uint8 numpy array (same bytes as pycocotools.mask.encode)."""
-    flat = mask.T.reshape(-1)  # COCO runs go down columns
-    changes = (flat[1:] != flat[:-1]).nonzero()[0] + 1
-    bounds = [0, *changes.tolist(), int(flat.size)]
-    counts = [bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1)]
-    if flat.size and flat[0]:
-        counts.insert(0, 0)  # runs start with zeros
+    """COCO compressed RLE of a 2-D 0/1 uint8 array (same string as pycocotools.mask.encode)."""
+    return rle_encode_box(np.asarray(mask, np.uint8), 0, 0, mask.shape[0], mask.shape[1])
+
+
+def _rle_string(counts, height, width):
+    """pycocotools' rleToString: run lengths (zeros first) -> its compact ASCII form."""
     out = []
     for i, x in enumerate(counts):
         if i > 2:
@@ -259,7 +301,7 @@ def rle_encode(mask):
             if more:
                 c |= 0x20
             out.append(chr(c + 48))
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": "".join(out)}
+    return {"size": [int(height), int(width)], "counts": "".join(out)}
 
 
 def open_output(path):
@@ -320,11 +362,12 @@ def main(argv=None):
                 scores = res["scores"][b][:n]
                 keep = (scores >= args.score_threshold).nonzero()[0]
                 raw_boxes = res["boxes"][b][keep]
-                masks = None
+                masks = corners = None
                 if paste is not None and len(keep):
                     # Unclipped boxes, as the model meant them: a mask is pasted over its whole box.
                     norm = raw_boxes / [h, w, h, w]
-                    masks = paste(res["masks"][b][keep], norm.astype("float32"), [h, w]).numpy()
+                    masks, corners = paste(res["masks"][b][keep], norm.astype("float32"), [h, w])
+                    masks, corners = masks.numpy(), corners.numpy()
                 boxes = raw_boxes.copy()
                 boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
                 boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
@@ -334,7 +377,7 @@ def main(argv=None):
                            "score": round(float(scores[k]), 6),
                            "class_id": int(res["classes"][b][k])}
                     if masks is not None:
-                        det["mask"] = rle_encode(masks[j])
+                        det["mask"] = rle_encode_box(masks[j], int(corners[j][0]), int(corners[j][1]), h, w)
                     dets.append(det)
                 record = {"file": paths[i], "height": h, "width": w, "detections": dets}
                 out.write(json.dumps(record) + "\n")
