@@ -93,6 +93,17 @@ def test_compat_driver_python_newest():
     assert doc["newest"]["tensorflow"] == "2.21.0" and doc["newest"]["cuda"] == "12.5"
 
 
+def test_compat_wsl_uses_linux_wheels_and_windows_driver_floors():
+    code, doc = _compat_json("--tf", "2.19", "--os", "wsl")
+    assert code == 0 and doc["tf"]["cuda"] == "12.5" and doc["tf"]["min_driver"] == "528.33"
+    assert doc["tf"]["install"] == "pip install 'tensorflow[and-cuda]==2.19.*'"
+    # 527.41 (Windows numbering) is below 528.33, the CUDA 12 floor on Windows: CUDA 11.8 is the newest.
+    _, doc = _compat_json("--driver", "527.41", "--python", "3.11", "--os", "wsl")
+    assert (doc["newest"]["series"], doc["newest"]["cuda"]) == ("2.14", "11.8")
+    code, doc = _compat_json("--driver", "527.41", "--python", "3.12", "--os", "wsl")
+    assert code == 1 and doc["fits"] == []  # Python 3.12 needs TF >= 2.16, i.e. CUDA 12
+
+
 def test_compat_tf_patch_release_and_windows_limit():
     code, doc = _compat_json("--tf", "2.16.2")
     assert code == 0 and doc["tf"]["tensorflow"] == "2.16.1" and doc["tf"]["cuda"] == "12.3"

@@ -17,7 +17,7 @@ COMPAT_SCHEMA_VERSION = 1
 
 DriverOpt = Annotated[Optional[str], typer.Option("--driver", help="NVIDIA driver version, e.g. 470.82 or 535.104.05.")]
 PythonOpt = Annotated[Optional[str], typer.Option("--python", help="Python version, e.g. 3.9.")]
-OsOpt = Annotated[str, typer.Option("--os", help="linux (also WSL2) or windows (native).")]
+OsOpt = Annotated[str, typer.Option("--os", help="linux, windows (native) or wsl (Linux wheels, Windows driver).")]
 TfOpt = Annotated[Optional[str], typer.Option("--tf", help="A TensorFlow release, e.g. 2.15: print what it needs.")]
 
 
@@ -31,11 +31,11 @@ def _version(text: str, what: str) -> Version:
     return v
 
 
-def _build_doc(b: Any, os_: str) -> dict[str, Any]:
+def _build_doc(b: Any, os_: str, driver_os: Optional[str] = None) -> dict[str, Any]:
     from oddoctor import compat
     from oddoctor.compat.rules import format_driver
 
-    need = compat.driver_need(b.cuda_version, os_)
+    need = compat.driver_need(b.cuda_version, driver_os or os_)
     caps = compat.wheel_caps(b.version)
     return {
         "tensorflow": str(b.version),
@@ -63,10 +63,11 @@ def compat(
     from oddoctor import compat as c
 
     os_ = os_name.strip().lower()
-    if os_ in ("wsl", "wsl2"):
-        os_ = c.LINUX
+    driver_os = os_
+    if os_ in ("wsl", "wsl2"):  # Linux wheels on the Windows host driver (NVML reports the Windows version)
+        os_, driver_os = c.LINUX, c.WINDOWS
     if os_ not in c.OSES:
-        die(f"--os {os_name!r}: use linux (also for WSL2) or windows")
+        die(f"--os {os_name!r}: use linux, windows (native) or wsl")
     if tf is None and driver is None and python is None:
         die("give --tf VERSION, or --driver VERSION and/or --python VERSION")
     drv = _version(driver, "--driver") if driver is not None else None
@@ -74,8 +75,12 @@ def compat(
     if py is not None and len(py.release) < 2:
         die(f"--python {python!r}: give major.minor, e.g. 3.9")
     doc: dict[str, Any] = {"schema_version": COMPAT_SCHEMA_VERSION, "kind": "compat", "os": os_,
-                           "query": {"driver": driver, "python": python, "tf": tf, "os": os_}}
-    code = _tf_query(doc, _version(tf, "--tf"), os_, drv, py) if tf is not None else _fit_query(doc, os_, drv, py)
+                           "driver_os": driver_os,
+                           "query": {"driver": driver, "python": python, "tf": tf, "os": os_name.strip().lower()}}
+    if tf is not None:
+        code = _tf_query(doc, _version(tf, "--tf"), os_, drv, py, driver_os)
+    else:
+        code = _fit_query(doc, os_, drv, py, driver_os)
     if json_out:
         emit_json(doc)
     else:
@@ -84,7 +89,7 @@ def compat(
 
 
 def _tf_query(doc: dict[str, Any], tf: Version, os_: str, drv: Optional[Version],
-              py: Optional[Version]) -> int:
+              py: Optional[Version], driver_os: str) -> int:
     from oddoctor import compat as c
     from oddoctor.compat.rules import format_driver
 
@@ -106,7 +111,7 @@ def _tf_query(doc: dict[str, Any], tf: Version, os_: str, drv: Optional[Version]
         rows = c.builds(os_)
         die(f"TensorFlow {tf} is not in the tested {os_} GPU build table "
             f"(it lists {rows[-1].version} to {rows[0].version})")
-    doc["tf"] = _build_doc(b, os_)
+    doc["tf"] = _build_doc(b, os_, driver_os)
     if b.version != Version(".".join(str(x) for x in (*tf.release, 0, 0)[:3])):
         notes.append(f"{tf} is not listed itself; {b.version} is the tested build of its series")
     code = EXIT_OK
@@ -117,7 +122,7 @@ def _tf_query(doc: dict[str, Any], tf: Version, os_: str, drv: Optional[Version]
             notes.append(f"Python {py} is outside TensorFlow {b.series}'s range {b.python_listed}")
             code = EXIT_FAIL
     if drv is not None:
-        need = c.driver_need(b.cuda_version, os_)
+        need = c.driver_need(b.cuda_version, driver_os)
         fits = need is not None and drv >= need.minimum
         doc["driver_fits"] = fits
         if not fits and need is not None:
@@ -127,11 +132,12 @@ def _tf_query(doc: dict[str, Any], tf: Version, os_: str, drv: Optional[Version]
     return code
 
 
-def _fit_query(doc: dict[str, Any], os_: str, drv: Optional[Version], py: Optional[Version]) -> int:
+def _fit_query(doc: dict[str, Any], os_: str, drv: Optional[Version], py: Optional[Version],
+               driver_os: str) -> int:
     from oddoctor import compat as c
 
-    fits = c.fitting_builds(drv, py, os_)
-    doc["fits"] = [_build_doc(b, os_) for b in fits]
+    fits = c.fitting_builds(drv, py, os_, driver_os=driver_os)
+    doc["fits"] = [_build_doc(b, os_, driver_os) for b in fits]
     doc["newest"] = doc["fits"][0] if fits else None
     notes = []
     if os_ == c.WINDOWS:
@@ -141,7 +147,7 @@ def _fit_query(doc: dict[str, Any], os_: str, drv: Optional[Version], py: Option
         why = []
         if py is not None and c.newest_tf_for_python(py, os_) is None:
             why.append(f"no tested {os_} GPU build supports Python {py}")
-        if drv is not None and not c.fitting_builds(drv, None, os_):
+        if drv is not None and not c.fitting_builds(drv, None, os_, driver_os=driver_os):
             oldest = c.builds(os_)[-1]
             why.append(f"driver {drv} is below every floor (oldest: CUDA {oldest.cuda})")
         notes.append("nothing fits" + (": " + "; ".join(why) if why else " this driver and Python together"))
@@ -154,7 +160,7 @@ def _print_human(doc: dict[str, Any]) -> None:
     if "tf" in doc and q["tf"] is not None:
         t = doc["tf"]
         if t is not None:
-            print(f"TensorFlow {t['tensorflow']} ({doc['os']} GPU, tested build):")
+            print(f"TensorFlow {t['tensorflow']} ({q['os']} GPU, tested build):")
             print(f"  Python   {t['python']}")
             print(f"  CUDA     {t['cuda']}")
             print(f"  cuDNN    {t['cudnn']}")
@@ -173,7 +179,7 @@ def _print_human(doc: dict[str, Any]) -> None:
                                          f"Python {q['python']}" if q["python"] else "") if x)
         fits = doc["fits"]
         if fits:
-            print(f"TensorFlow releases that fit {what} ({doc['os']}): "
+            print(f"TensorFlow releases that fit {what} ({q['os']}): "
                   + ", ".join(f["series"] for f in fits))
             n = doc["newest"]
             jit = (f"; >= {n['toolkit_driver']} for PTX JIT" if n["toolkit_driver"]
@@ -182,6 +188,6 @@ def _print_human(doc: dict[str, Any]) -> None:
                   f"Python {n['python']} (driver >= {n['min_driver']}{jit})")
             print(f"  {n['install']}")
         else:
-            print(f"No TensorFlow GPU release fits {what} ({doc['os']}).")
+            print(f"No TensorFlow GPU release fits {what} ({q['os']}).")
     for note in doc.get("notes", []):
         print(f"note: {note}")
