@@ -95,7 +95,11 @@ def test_bad_models_raise_model_error_naming_the_problem(tf, tmp_path):
         tf.identity(x * 2.0, name="logits")
         tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
     (tmp_path / "other.pb").write_bytes(g.as_graph_def().SerializeToString())
+    bad_sm = tmp_path / "bad_saved_model"
+    bad_sm.mkdir()
+    (bad_sm / "saved_model.pb").write_bytes(b"junk")
     cases = {
+        bad_sm: "cannot load as a TF1 SavedModel",
         tmp_path / "missing.pb": "no such file",
         junk: "not a TensorFlow GraphDef",
         tmp_path / "empty.pb": "empty file",

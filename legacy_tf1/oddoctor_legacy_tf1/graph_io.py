@@ -147,9 +147,12 @@ def validate_graph_def(graph_def: Any, source: str = "model") -> tuple[str, ...]
     missing = [t for t in (INPUT_TENSOR, *REQUIRED_OUTPUTS) if t.split(":")[0] not in names]
     if missing:
         inputs, outputs = _describe(graph_def)
+        hint = ""
+        if any(n.op == "StatefulPartitionedCall" for n in graph_def.node):
+            hint = " (this looks like a TF2 SavedModel: load it with tf.saved_model.load, no Session loop needed)"
         raise ModelError(
             f"{source}: not an Object Detection API export: missing {', '.join(missing)}; "
-            f"inputs it has: {_short(inputs)}; outputs it has: {_short(outputs)}")
+            f"inputs it has: {_short(inputs)}; outputs it has: {_short(outputs)}{hint}")
     return tuple(t for t in ALL_OUTPUTS if t.split(":")[0] in names)
 
 
