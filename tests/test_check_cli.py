@@ -32,7 +32,8 @@ def test_healthy_gpu_box_passes_every_check():
     ("core_tf_import_segfault", "tf.importable", "fail", "python -m venv"),
     ("core_tf_import_hang", "tf.importable", "fail", "--tf-timeout"),
     ("core_tf_not_installed", "tf.importable", "fail", "pip install 'tensorflow[and-cuda]'"),
-    ("core_cpu_wheel_on_gpu_box", "tf.cuda-build", "fail", "pip uninstall -y tensorflow-cpu"),
+    ("core_cpu_wheel_on_gpu_box", "tf.cpu-build-with-gpu", "fail", "pip uninstall -y tensorflow-cpu"),
+    ("report_tf34753_import_libcublas_10_0", "tf.importable", "fail", "Install CUDA 10.0 and cuDNN 7.4"),
     ("core_cuda_visible_devices_hides_gpu", "gpu.visible", "fail", "unset CUDA_VISIBLE_DEVICES"),
     ("core_gpu_held_by_other_process", "gpu.other-processes.gpu0", "warn", "TF_FORCE_GPU_ALLOW_GROWTH=true"),
 ])
@@ -146,3 +147,19 @@ def test_driver_fix_without_tensorflow_names_the_floor_of_the_newest_tf_for_this
     r = by_id(doc)["driver.present"]
     assert code == 1 and r["status"] == "fail"
     assert ">= 525.60.13 (for TensorFlow 2.21.0's CUDA 12.5)" in r["fix"]
+
+
+def test_one_root_cause_gives_one_failure():
+    # tensorflow-cpu on a GPU box: the compat check fails with the versioned fix; core checks defer to it.
+    _, doc = run_json("check", "--from", str(SNAPSHOTS / "core_cpu_wheel_on_gpu_box.json"))
+    failed = [r["id"] for r in doc["results"] if r["status"] == "fail"]
+    assert failed == ["tf.cpu-build-with-gpu"]
+    assert "see tf.cpu-build-with-gpu" in by_id(doc)["tf.cuda-build"]["message"]
+
+
+def test_macos_is_not_told_to_install_an_nvidia_driver():
+    _, doc = run_json("check", "--from", str(SNAPSHOTS / "report_tf15230_macos_gpu.json"))
+    res = by_id(doc)
+    assert res["driver.present"]["status"] == "skip"
+    assert res["tf.cuda-build"]["status"] == "skip"
+    assert res["platform.macos-no-cuda"]["status"] == "warn"

@@ -28,7 +28,10 @@ def _pip_tf(snap: Snapshot) -> str:
 
 @check(id="platform.supported", title="Platform supported by TensorFlow")
 def platform_supported(snap: Snapshot) -> Result:
-    """64-bit Python on an OS and CPU architecture that TensorFlow ships wheels for."""
+    """64-bit Python on an OS and CPU architecture that TensorFlow ships wheels for.
+
+    Typical fix: install a 64-bit Python; use Linux x86_64 (or WSL2) for GPU TensorFlow.
+    """
     p = snap.platform
     where = f"{p.system} {p.machine}".strip() + (" (WSL)" if p.is_wsl else "")
     details = {"system": p.system, "machine": p.machine, "distro": p.distro, "wsl": p.is_wsl}
@@ -48,8 +51,13 @@ def platform_supported(snap: Snapshot) -> Result:
 
 @check(id="driver.present", title="NVIDIA driver present")
 def driver_present(snap: Snapshot, ctx: Context) -> Result:
-    """An NVIDIA driver answers through NVML (the library nvidia-smi uses)."""
+    """An NVIDIA driver answers through NVML (the library nvidia-smi uses).
+
+    Typical fix: install the NVIDIA driver at or above the floor of TensorFlow's CUDA (named), or --cpu.
+    """
     n = snap.nvml
+    if snap.platform.system == "Darwin":
+        return skip("macOS has no NVIDIA CUDA driver (see platform.macos-no-cuda)")
     if n.available and n.driver_version:
         cuda = f", supports CUDA up to {n.cuda_driver_version}" if n.cuda_driver_version else ""
         return ok(f"NVIDIA driver {n.driver_version}{cuda}",
@@ -88,7 +96,10 @@ def _driver_floor_text(snap: Snapshot) -> str:
 
 @check(id="tf.importable", title="TensorFlow importable", timeout_s=10.0)
 def tf_importable(snap: Snapshot) -> Result:
-    """`import tensorflow` succeeds in a fresh process (probed in a child with a timeout)."""
+    """`import tensorflow` succeeds in a fresh process (probed in a child with a timeout).
+
+    Typical fix: pip install the TensorFlow for this platform; a crash, hang or ImportError is quoted with its cure.
+    """
     tf = snap.tensorflow
     pr = tf.probe
     details = {"distribution": tf.distribution, "version": tf.version, "exit_code": pr.exit_code,
@@ -119,9 +130,25 @@ def tf_importable(snap: Snapshot) -> Result:
         fix = "pip install 'numpy<2' (this TensorFlow was built against NumPy 1.x)"
     elif "protobuf" in err.lower() or "Descriptors cannot be created directly" in tail:
         fix = "pip install 'protobuf<4' (or set PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python)"
+    elif _cuda_lib_missing(snap):
+        fix = _cuda_install_fix(snap) + " (see cuda.runtime-match)"
     else:
         fix = f"Reinstall in a clean environment: python -m venv .venv && {_pip_tf(snap)}"
     return fail(f"`import tensorflow` failed: {err}", fix=fix, details=details)
+
+
+def _cuda_lib_missing(snap: Snapshot) -> bool:
+    """TensorFlow 1.x links CUDA at import: its ImportError names the CUDA library it could not load."""
+    from oddoctor.compat import logs
+
+    return bool(logs.failed_libs(snap))
+
+
+def _cuda_install_fix(snap: Snapshot) -> str:
+    # The compat plugin owns the install advice (pip wheels vs conda vs PATH); one implementation.
+    from oddoctor_plugins.compat import _build, _install_fix
+
+    return _install_fix(snap, _build(snap))
 
 
 def _last_error_line(lines: list[str]) -> str:
@@ -136,10 +163,15 @@ def _last_error_line(lines: list[str]) -> str:
 
 @check(id="tf.cuda-build", title="TensorFlow is a CUDA build")
 def tf_cuda_build(snap: Snapshot, ctx: Context) -> Result:
-    """The installed TensorFlow was compiled with CUDA, and for which CUDA/cuDNN."""
+    """The installed TensorFlow was compiled with CUDA, and for which CUDA/cuDNN.
+
+    Typical fix: pip uninstall the CPU-only package and pip install 'tensorflow[and-cuda]'.
+    """
     tf = snap.tensorflow
     if not tf.importable:
         return skip("TensorFlow does not import")
+    if snap.platform.system == "Darwin":
+        return skip("macOS has no CUDA build of TensorFlow (see platform.macos-no-cuda)")
     bi = tf.build_info or {}
     cuda_build = bi.get("is_cuda_build", tf.built_with_cuda)
     details = {k: bi.get(k) for k in ("cuda_version", "cudnn_version", "cuda_compute_capabilities")}
@@ -148,13 +180,19 @@ def tf_cuda_build(snap: Snapshot, ctx: Context) -> Result:
                   f"cuDNN {bi.get('cudnn_version', '?')}", details=details)
     if ctx.cpu_only:
         return ok(f"TensorFlow {tf.version} is a CPU-only build (fine with --cpu)", details=details)
+    if snap.nvml.gpus:  # one root cause, one failure: the compat check names the versioned fix
+        return skip(f"TensorFlow {tf.version} is a CPU-only build on a GPU machine (see tf.cpu-build-with-gpu)",
+                    details=details)
     return fail(f"TensorFlow {tf.version} ({tf.distribution or 'tensorflow'}) is a CPU-only build: it cannot use a GPU",
                 fix=f"pip uninstall -y {tf.distribution or 'tensorflow'} && {_pip_tf(snap)}", details=details)
 
 
 @check(id="gpu.visible", title="GPUs visible to NVML and to TensorFlow")
 def gpu_visible(snap: Snapshot, ctx: Context) -> Result:
-    """TensorFlow sees as many GPUs as the driver reports (after CUDA_VISIBLE_DEVICES)."""
+    """TensorFlow sees as many GPUs as the driver reports (after CUDA_VISIBLE_DEVICES).
+
+    Typical fix: unset CUDA_VISIBLE_DEVICES; install the CUDA/cuDNN TensorFlow could not load.
+    """
     nv = len(snap.nvml.gpus)
     tf = snap.tensorflow
     cvd = snap.env.get("CUDA_VISIBLE_DEVICES")
@@ -179,8 +217,11 @@ def gpu_visible(snap: Snapshot, ctx: Context) -> Result:
     if len(tf.gpus) >= expected:
         return ok(f"TensorFlow sees {len(tf.gpus)} of {nv} GPU(s)", details=details)
     if not tf.gpus and (tf.build_info.get("is_cuda_build", tf.built_with_cuda) is False):
-        return fail(f"NVML sees {nv} GPU(s), TensorFlow sees none: it is a CPU-only build",
-                    fix=f"pip uninstall -y {tf.distribution or 'tensorflow'} && {_pip_tf(snap)}", details=details)
+        return skip(f"NVML sees {nv} GPU(s), TensorFlow sees none: it is a CPU-only build "
+                    "(see tf.cpu-build-with-gpu)", details=details)
+    if len(tf.gpus) < expected and _cuda_lib_missing(snap):
+        return skip(f"TensorFlow sees {len(tf.gpus)} of {expected} GPU(s): it could not load a CUDA library "
+                    "(see tf.gpu-libs-loaded)", details=details)
     if not tf.gpus:
         return fail(f"NVML sees {nv} GPU(s), TensorFlow sees none",
                     fix="See tf.gpu-libs-loaded and cuda.* results for the library TensorFlow could not "
@@ -192,7 +233,10 @@ def gpu_visible(snap: Snapshot, ctx: Context) -> Result:
 
 @check(id="gpu.min-vram", title="Free GPU memory for the job")
 def gpu_min_vram(snap: Snapshot, ctx: Context) -> Result | list[Result]:
-    """Each GPU has at least --min-vram free (without --min-vram: reports free memory)."""
+    """Each GPU has at least --min-vram free (without --min-vram: reports free memory).
+
+    Typical fix: stop the processes holding the GPU, pick another with CUDA_VISIBLE_DEVICES, or lower the batch.
+    """
     if ctx.cpu_only:
         return skip("--cpu given")
     gpus = [g for g in snap.nvml.gpus if g.memory_free_bytes is not None]
@@ -225,7 +269,10 @@ def gpu_min_vram(snap: Snapshot, ctx: Context) -> Result | list[Result]:
 
 @check(id="gpu.other-processes", title="GPU memory held by other processes")
 def gpu_other_processes(snap: Snapshot, ctx: Context) -> Result | list[Result]:
-    """No other process holds most of a GPU's memory (TensorFlow would fail to allocate)."""
+    """No other process holds most of a GPU's memory (TensorFlow would fail to allocate).
+
+    Typical fix: stop them or use another GPU; export TF_FORCE_GPU_ALLOW_GROWTH=true to share.
+    """
     if ctx.cpu_only:
         return skip("--cpu given")
     gpus = [g for g in snap.nvml.gpus if g.memory_total_bytes]
