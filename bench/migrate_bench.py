@@ -38,6 +38,7 @@ HERE = Path(__file__).resolve()
 RUNNER_VARIANTS: dict[str, list[str]] = {
     "runner": [],
     "runner --no-masks": ["--no-masks"],
+    "runner --no-overlap": ["--no-overlap"],
     "runner --prefetch 0 --parallel-decode 1": ["--prefetch", "0", "--parallel-decode", "1"],
     "runner --batch-size 4": ["--batch-size", "4"],
     "runner --xla": ["--xla"],

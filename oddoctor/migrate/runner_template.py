@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import sys
+import threading
 import time
 
 import numpy as np  # installed with TensorFlow (one of its own requirements)
@@ -96,6 +98,9 @@ def parse_args(argv=None):
                    help="images decoded in parallel (default -1: tf.data autotune)")
     p.add_argument("--prefetch", type=int, default=-1,
                    help="batches prepared ahead of the model (default -1: autotune; 0: off)")
+    p.add_argument("--no-overlap", dest="overlap", action="store_false",
+                   help="paste masks and write JSON in the main thread instead of in a background "
+                        "thread that overlaps the next model call")
     p.add_argument("--summary-json", default=None,
                    help="also write counts and timings to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the final line is still shown)")
@@ -304,6 +309,45 @@ def _rle_string(counts, height, width):
     return {"size": [int(height), int(width)], "counts": "".join(out)}
 
 
+class Writer(threading.Thread):
+    """Runs write_batch on model outputs in order, in the background, while the model computes the
+    next batch (TensorFlow releases the GIL while its ops run)."""
+
+    def __init__(self, write_batch, depth=4):
+        super().__init__(daemon=True)
+        self.write_batch = write_batch
+        self.queue = queue.Queue(depth)  # bounded: results cannot pile up in memory
+        self.error = None
+        self.start()
+
+    def run(self):
+        while True:
+            item = self.queue.get()
+            if item is None:
+                return
+            if self.error is None:
+                try:
+                    self.write_batch(*item)
+                except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by put()/finish()
+                    self.error = e
+
+    def put(self, item):
+        if self.error is not None:
+            raise self.error
+        self.queue.put(item)
+
+    def finish(self):
+        self.queue.put(None)
+        self.join()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self):
+        self.error = self.error or RuntimeError("stopped")
+        self.queue.put(None)
+        self.join(timeout=10)
+
+
 def open_output(path):
     """stdout for '-', else the file (written to a temporary name, renamed at the end)."""
     if path == "-":
@@ -335,6 +379,37 @@ def main(argv=None):
 
     out, tmp = open_output(args.out)
     seen = set()
+
+    def write_batch(index, res, sizes):
+        """Model outputs of one batch -> JSON lines (masks pasted, clipped boxes, RLE)."""
+        for b, i in enumerate(index.tolist()):
+            seen.add(i)
+            h, w = int(sizes[b][0]), int(sizes[b][1])
+            n = int(res["num"][b])
+            scores = res["scores"][b][:n]
+            keep = (scores >= args.score_threshold).nonzero()[0]
+            raw_boxes = res["boxes"][b][keep]
+            masks = corners = None
+            if paste is not None and len(keep):
+                # Unclipped boxes, as the model meant them: a mask is pasted over its whole box.
+                norm = raw_boxes / [h, w, h, w]
+                masks, corners = paste(res["masks"][b][keep], norm.astype("float32"), [h, w])
+                masks, corners = masks.numpy(), corners.numpy()
+            boxes = raw_boxes.copy()
+            boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
+            boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
+            dets = []
+            for j, k in enumerate(keep.tolist()):
+                det = {"box": [round(float(v), 2) for v in boxes[j]],
+                       "score": round(float(scores[k]), 6),
+                       "class_id": int(res["classes"][b][k])}
+                if masks is not None:
+                    det["mask"] = rle_encode_box(masks[j], int(corners[j][0]), int(corners[j][1]), h, w)
+                dets.append(det)
+            record = {"file": paths[i], "height": h, "width": w, "detections": dets}
+            out.write(json.dumps(record) + "\n")
+
+    writer = Writer(write_batch) if args.overlap else None
     done = 0
     first_batch_end = None
     first_batch_n = 0
@@ -353,35 +428,12 @@ def main(argv=None):
                 args.xla = False
                 detect = make_detect(tf, model_fn, model_batch, args.batch_size, False)
                 res = detect(images, original_sizes, resized_sizes)
-            res = {k: v.numpy() for k, v in res.items()}
-            sizes = original_sizes.numpy()
-            for b, i in enumerate(index.numpy().tolist()):
-                seen.add(i)
-                h, w = int(sizes[b][0]), int(sizes[b][1])
-                n = int(res["num"][b])
-                scores = res["scores"][b][:n]
-                keep = (scores >= args.score_threshold).nonzero()[0]
-                raw_boxes = res["boxes"][b][keep]
-                masks = corners = None
-                if paste is not None and len(keep):
-                    # Unclipped boxes, as the model meant them: a mask is pasted over its whole box.
-                    norm = raw_boxes / [h, w, h, w]
-                    masks, corners = paste(res["masks"][b][keep], norm.astype("float32"), [h, w])
-                    masks, corners = masks.numpy(), corners.numpy()
-                boxes = raw_boxes.copy()
-                boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
-                boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
-                dets = []
-                for j, k in enumerate(keep.tolist()):
-                    det = {"box": [round(float(v), 2) for v in boxes[j]],
-                           "score": round(float(scores[k]), 6),
-                           "class_id": int(res["classes"][b][k])}
-                    if masks is not None:
-                        det["mask"] = rle_encode_box(masks[j], int(corners[j][0]), int(corners[j][1]), h, w)
-                    dets.append(det)
-                record = {"file": paths[i], "height": h, "width": w, "detections": dets}
-                out.write(json.dumps(record) + "\n")
-            done += len(index)
+            batch = (index.numpy(), {k: v.numpy() for k, v in res.items()}, original_sizes.numpy())
+            if writer is not None:
+                writer.put(batch)  # post-processing overlaps the next model call
+            else:
+                write_batch(*batch)
+            done += len(batch[0])
             now = time.perf_counter()
             if first_batch_end is None:
                 first_batch_end, first_batch_n = now, done
@@ -389,7 +441,11 @@ def main(argv=None):
                 last_report = now
                 print(f"progress: {done}/{len(paths)} images, {done / (now - t0):.2f} images/s",
                       file=sys.stderr, flush=True)
+        if writer is not None:
+            writer.finish()
     except BaseException:
+        if writer is not None:
+            writer.stop()
         if tmp is not None:
             out.close()
             os.unlink(tmp)
@@ -413,7 +469,7 @@ def main(argv=None):
             json.dump({"images": done, "skipped": skipped, "wall_s": wall, "load_s": load_s,
                        "images_per_s": done / wall if wall > 0 else None,
                        "steady_images_per_s": steady, "batch_size": args.batch_size,
-                       "xla": args.xla}, f, indent=2)
+                       "xla": args.xla, "overlap": args.overlap}, f, indent=2)
     return 0 if done else 1
 
 
