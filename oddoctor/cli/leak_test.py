@@ -14,14 +14,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from oddoctor.cli._common import JsonOpt, UsageError, emit_json, use_color
+from oddoctor.cli._common import JsonOpt, UsageError, emit_json
 
 MODES = ("legacy", "fixed", "both")
 MIN_ITERATIONS = 6
 
 
 def _progress_printer() -> Any:
-    tty = use_color(sys.stderr) or (hasattr(sys.stderr, "isatty") and sys.stderr.isatty())
+    tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()  # rewrite one line in a terminal
     state = {"total": 0}
 
     def on_event(event: dict[str, Any]) -> None:

@@ -245,7 +245,8 @@ def render_text(report: dict[str, Any]) -> str:
         f"{modes[n]['latency']['median_ms']:.1f} ms (first {modes[n]['latency']['first_image_ms']:.0f} ms)".ljust(w)
         if modes[n]["latency"]["median_ms"] is not None else "n/a".ljust(w) for n in names))
     lines.append("sessions created".ljust(w0) + "".join(
-        f"{modes[n]['sessions_created']} for {modes[n]['images_run']} images".ljust(w) for n in names))
+        (f"{modes[n]['sessions_created']} for {modes[n]['images_run']} images"
+         if modes[n]["sessions_created"] is not None else "n/a").ljust(w) for n in names))
     lines.append("(growth = Theil-Sen slope after warm-up; % = confidence in the verdict, one-sided "
                  "Mann-Kendall against the threshold)")
     lines.append("")
