@@ -102,3 +102,44 @@ def test_swap_closes_the_session_and_works_with_a_saved_model(tf, model_pb, imag
     legacy = run_inference_for_single_image(images[0], load_detection_graph(sm))
     for key in KEYS:
         assert np.array_equal(legacy[key], second[key]), key
+
+
+def _hand_made_export(tf, path: Path) -> Path:
+    """A different OD API-shaped export: 100 padded detections, 33x33 masks, none on a dark image."""
+    g = tf.Graph()
+    with g.as_default():
+        image = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
+        bright = tf.reduce_mean(tf.cast(image, tf.float32)) > 10.0
+        boxes = np.zeros((1, 100, 4), np.float32)
+        boxes[0, 0] = [0.1, 0.1, 0.5, 0.5]
+        boxes[0, 1] = [0.2, 0.3, 0.9, 0.8]
+        tf.identity(tf.constant(boxes), name="detection_boxes")
+        tf.identity(tf.fill([1, 100], 0.9), name="detection_scores")
+        tf.identity(tf.ones([1, 100]), name="detection_classes")
+        tf.reshape(tf.where(bright, 2.0, 0.0), [1], name="num_detections")
+        tf.identity(tf.fill([1, 100, 33, 33], 0.8), name="detection_masks")
+    path.write_bytes(g.as_graph_def().SerializeToString())
+    return path
+
+
+def test_other_exports_work_in_both_patterns_including_zero_detections(tf, tmp_path):
+    from oddoctor_legacy_tf1.patterns import LegacyDetector, load_detection_graph, run_inference_for_single_image
+
+    pb = _hand_made_export(tf, tmp_path / "frozen_inference_graph.pb")
+    bright = np.full((100, 200, 3), 200, np.uint8)
+    dark = np.zeros((60, 80, 3), np.uint8)
+    graph = load_detection_graph(pb)
+    with LegacyDetector(pb) as det:
+        for image, n in ((bright, 2), (dark, 0)):
+            a, b = run_inference_for_single_image(image, graph), det(image)
+            assert b["num_detections"] == n
+            assert b["detection_masks"].shape == (n, *image.shape[:2])
+            for key in KEYS:
+                assert np.array_equal(a[key], b[key]), key
+        # The mask of box 0 (ymin .1, xmin .1, ymax .5, xmax .5) lands in rows 10-50, cols 20-100.
+        mask = det(bright)["detection_masks"][0]
+        rows, cols = np.nonzero(mask)
+        assert abs(rows.min() - 10) <= 1
+        assert abs(rows.max() - 49) <= 1
+        assert abs(cols.min() - 20) <= 1
+        assert abs(cols.max() - 99) <= 1

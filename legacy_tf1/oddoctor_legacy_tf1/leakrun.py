@@ -69,7 +69,7 @@ def _images(spec: dict[str, Any], count: int) -> tuple[list[Any], list[tuple[str
     if not spec.get("images"):
         return synthetic_images(count, seed=int(spec.get("seed", 0))), []
     try:
-        folder = load_image_dir(spec["images"])
+        folder = load_image_dir(spec["images"], limit=count)  # a folder of 10k photos: read what is used
     except ImageError as e:
         raise _InputError(str(e)) from None
     skipped = [(str(f), why) for f, why in folder.skipped]
