@@ -24,7 +24,7 @@ def run_cli(args: list[str], timeout: float = 170) -> subprocess.CompletedProces
     (["--demo", "x.pb"], "not both"),
     (["nope.pb"], "nope.pb: no such file"),
     (["--demo", "--mode", "sideways"], "--mode must be one of"),
-    (["--demo", "-n", "3"], "--iterations must be at least 6"),
+    (["--demo", "-n", "9"], "--iterations must be at least 10"),
     (["--demo", "--warmup", "-1"], "--warmup must be >= 0"),
     (["--demo", "--memory-fraction", "1.5"], "--memory-fraction must be in (0, 1]"),
     (["--demo", "--images", "no/such/dir"], "no such directory"),
@@ -63,7 +63,7 @@ def test_bad_models_and_images_exit_2_naming_the_problem(tmp_path):
     ]
     errors = []
     for args, text in cases:
-        proc = run_cli([*args, "-n", "6", "-w", "0"])
+        proc = run_cli([*args, "-n", "10", "-w", "0"])
         assert proc.returncode == 2, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]
         assert text in last
@@ -83,7 +83,7 @@ def test_odd_images_are_converted_or_skipped_and_counted(tmp_path):
     Image.fromarray(rng.integers(0, 255, (100, 140, 4), dtype=np.uint8)).save(tmp_path / "rgba.png")
     Image.fromarray(rng.integers(0, 65535, (80, 60), dtype=np.uint16)).save(tmp_path / "deep.png")
     (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
-    proc = run_cli(["--demo", "--mode", "fixed", "--images", str(tmp_path), "-n", "6", "-w", "1", "--json"])
+    proc = run_cli(["--demo", "--mode", "fixed", "--images", str(tmp_path), "-n", "10", "-w", "3", "--json"])
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     start = report["modes"]["fixed"]["start"]
@@ -135,7 +135,7 @@ def test_measured_leak_exits_1_for_ci(tmp_path):
     from oddoctor_legacy_tf1.model import build_model
 
     pb = build_model(tmp_path / "frozen_inference_graph.pb")
-    proc = run_cli([str(pb), "--mode", "legacy", "-n", "8", "-w", "2"])
+    proc = run_cli([str(pb), "--mode", "legacy", "-n", "10", "-w", "2"])
     assert proc.returncode == 1, proc.stderr
     assert "LEAKS" in proc.stdout
     assert "the graph grows by 31 ops per image" in proc.stdout

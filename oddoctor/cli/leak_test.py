@@ -17,19 +17,22 @@ import typer
 from oddoctor.cli._common import JsonOpt, UsageError, emit_json
 
 MODES = ("legacy", "fixed", "both")
-MIN_ITERATIONS = 6
+MIN_ITERATIONS = 10  # below this, allocator warm-up and a leak look alike (see docs/leak-test.md)
 
 
-def _progress_printer() -> Any:
+def _progress_printer(warmup: int) -> Any:
     tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()  # rewrite one line in a terminal
-    state = {"total": 0}
 
     def on_event(event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == "start":
-            state["total"] = 0
+            sizes = len(event.get("image_sizes") or [])
+            if sizes > warmup:
+                print(f"leak-test: note: --warmup {warmup} is less than the {sizes} image sizes: memory steps "
+                      "from first-seen sizes may land in the measured series", file=sys.stderr, flush=True)
+            skipped = f" ({len(event['skipped'])} unreadable skipped)" if event.get("skipped") else ""
             print(f"leak-test: {event['mode']}: model {event['model']} ({event['model_nodes']} nodes), "
-                  f"{event['images']} images, pid {event['pid']}", file=sys.stderr, flush=True)
+                  f"{event['images']} images{skipped}, pid {event['pid']}", file=sys.stderr, flush=True)
         elif kind == "iter":
             i = event["i"] + 1
             rss = event["rss_bytes"] / 1048576 if event.get("rss_bytes") else float("nan")
@@ -102,7 +105,7 @@ def leak_test(
     modes = ["legacy", "fixed"] if mode == "both" else [mode]
     options = {"iterations": iterations, "warmup": warmup, "mode": mode, "images": str(images) if images else None,
                "memory_fraction": memory_fraction, "allow_growth": allow_growth, "seed": seed}
-    on_event = _progress_printer()
+    on_event = _progress_printer(warmup)
     with tempfile.TemporaryDirectory(prefix="oddoctor-demo-") as tmp:
         model_path = Path(tmp) / "frozen_inference_graph.pb" if demo else model
         assert model_path is not None
@@ -111,6 +114,8 @@ def leak_test(
             spec = {"mode": name, "model": str(model_path), "build_demo": demo, "iterations": iterations,
                     "warmup": warmup, "images": str(images) if images else None, "seed": seed,
                     "allow_growth": allow_growth, "memory_fraction": memory_fraction}
+            print(f"leak-test: {name}: starting a fresh process (TensorFlow import"
+                  f"{' and demo model build' if demo and name == modes[0] else ''})...", file=sys.stderr, flush=True)
             run = run_mode(spec, timeout_s=timeout, on_event=on_event)
             if run.input_error:
                 raise UsageError(run.input_error)
