@@ -1,0 +1,73 @@
+"""Memory probes: NVML per-process attribution with a fake pynvml, and graceful absence (no GPU here)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+
+import pytest
+
+from oddoctor.leak.sampling import NvmlSampler, rss_bytes
+
+
+def fake_pynvml(processes, free=6 * 2**30, fail_init=False):
+    mod = types.ModuleType("pynvml")
+
+    class NVMLError(Exception):
+        pass
+
+    def init():
+        if fail_init:
+            raise NVMLError("NVML Shared Library Not Found")
+
+    mod.NVMLError = NVMLError
+    mod.nvmlInit = init
+    mod.nvmlShutdown = lambda: None
+    mod.nvmlDeviceGetCount = lambda: 2
+    mod.nvmlDeviceGetHandleByIndex = lambda i: i
+    mod.nvmlDeviceGetComputeRunningProcesses = lambda h: [
+        types.SimpleNamespace(pid=pid, usedGpuMemory=used) for (dev, pid, used) in processes if dev == h]
+    mod.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(free=free + h * 2**30)
+    return mod
+
+
+def test_vram_of_this_process_is_summed_over_gpus(monkeypatch):
+    me = os.getpid()
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([(0, me, 300), (1, me, 200), (0, 1, 999)]))
+    s = NvmlSampler()
+    assert s.available
+    assert s.used_bytes() == 500
+    assert s.reason is None
+    assert s.free_bytes() == 6 * 2**30  # the GPU that runs out first
+    s.close()
+
+
+def test_pid_not_listed_is_unavailable_with_the_container_reason(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([(0, 4242, 300)]))
+    s = NvmlSampler()
+    assert s.used_bytes() is None
+    assert "container PID namespace" in s.reason
+
+
+def test_missing_nvml_library_is_a_reason_not_a_crash(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([], fail_init=True))
+    s = NvmlSampler()
+    assert not s.available
+    assert s.used_bytes() is None
+    assert s.free_bytes() is None
+    assert "Shared Library Not Found" in s.reason
+
+
+def test_rss_is_this_process_size():
+    assert rss_bytes() > 10 * 2**20
+    assert rss_bytes(pid=2**22 + 12345) is None  # above pid_max: no such process
+
+
+@pytest.mark.parametrize("name", ["stats", "report", "runner", "sampling", "plot"])
+def test_leak_core_imports_without_tensorflow(name):
+    import subprocess
+
+    code = (f"import sys, oddoctor.leak.{name}; "
+            "sys.exit(1 if any(m.split('.')[0] in ('tensorflow', 'matplotlib') for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
