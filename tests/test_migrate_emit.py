@@ -230,7 +230,8 @@ def test_rle_of_a_box_region_equals_rle_of_the_full_mask(runner_module):
     np = pytest.importorskip("numpy")
     rng = np.random.default_rng(1)
     h, w = 23, 31
-    placements = [(0, 0, 5, 7), (18, 24, 5, 7), (10, 3, 13, 28), (0, 0, 23, 31), (22, 30, 1, 1), (4, 5, 0, 3)]
+    placements = [(0, 0, 5, 7), (18, 24, 5, 7), (10, 3, 13, 28), (0, 0, 23, 31), (22, 30, 1, 1), (4, 5, 0, 3),
+                  (0, 4, 23, 9)]  # full height: runs continue from one column into the next
     for top, left, rows, cols in placements:
         for ones in (False, True):
             local = np.ones((rows, cols), np.uint8) if ones else (rng.random((rows, cols)) < 0.5).astype(np.uint8)

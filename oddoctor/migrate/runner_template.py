@@ -227,12 +227,24 @@ def make_detect(tf, model_fn, model_batch, batch_size, xla):
 def make_paste_masks(tf, mask_threshold):
     """Box-relative masks -> binary masks in image pixels, computed over each box only.
 
-    Samples exactly the pixels the OD API's reframe_box_masks_to_image_masks samples (bilinear
-    crop_and_resize of the box mask at every image pixel centre), but only on the grid of rows and
-    columns the boxes cover: everything outside a box is 0 there anyway, and an image-sized grid
-    per detection would cost as much as the model itself on a CPU.
-    Returns (masks [n, rows, cols] uint8, top-left pixel [n, 2] int32).
+    Samples what the OD API's reframe_box_masks_to_image_masks samples (the box mask, bilinear, at
+    every image pixel centre inside the box; 0 outside), but only on the rows and columns the boxes
+    cover, as two small matrix products per box: an image-sized crop_and_resize per detection
+    costs as much as the model itself on a CPU. A pixel centre on the box edge counts as inside.
+    Returns (masks [n, rows, cols] uint8, top-left pixel [n, 2] int32, rows/cols used [n, 2]).
     """
+
+    def weights(pos, size):
+        """Bilinear interpolation matrix [n, k, size] for positions [n, k] (in mask pixels)."""
+        inside = (pos >= -1e-4) & (pos <= size - 1.0 + 1e-4)
+        pos = tf.clip_by_value(pos, 0.0, size - 1.0)
+        lo = tf.floor(pos)
+        frac = pos - lo
+        hi = tf.minimum(lo + 1.0, size - 1.0)
+        n = tf.cast(size, tf.int32)
+        w = (tf.one_hot(tf.cast(lo, tf.int32), n) * (1.0 - frac)[..., None]
+             + tf.one_hot(tf.cast(hi, tf.int32), n) * frac[..., None])
+        return w * tf.cast(inside, tf.float32)[..., None]
 
     @tf.function(input_signature=[
         tf.TensorSpec([None, None, None], tf.float32),  # [n, mask_h, mask_w]
@@ -240,35 +252,23 @@ def make_paste_masks(tf, mask_threshold):
         tf.TensorSpec([2], tf.int32),  # original height, width
     ])
     def paste(box_masks, boxes, size):
-        n = tf.shape(box_masks)[0]
         mask_px = tf.cast(tf.shape(box_masks)[1:3], tf.float32)  # mask height, width
         last_px = tf.cast(tf.maximum(size - 1, 1), tf.float32)  # pixel centres at i / (size - 1)
         low = boxes[:, 0:2]
         extent = tf.maximum(boxes[:, 2:4] - low, 1e-4)  # as the OD API: no division by zero
-        high = low + extent
-        step = (1.0 / extent) / last_px  # box coordinates per image pixel
-        # One pixel of margin (floor/ceil): the exact inside test below decides, not rounding.
+        # One pixel of margin (floor/ceil): the inside test in weights() decides, not rounding.
         first = tf.clip_by_value(tf.floor(low * last_px), 0.0, last_px)
-        last = tf.clip_by_value(tf.math.ceil(high * last_px), 0.0, last_px)
+        last = tf.clip_by_value(tf.math.ceil((low + extent) * last_px), 0.0, last_px)
         grid = tf.maximum(tf.reduce_max(last - first + 1.0, axis=0), 1.0)  # [2]; 1 when n == 0
-        start = (first * step) - low / extent  # box coordinates of the first grid pixel
-        stop = start + (grid - 1.0) * step
-        # Sample a 1-pixel edge-padded mask: a pixel centre on the box edge reads the edge value
-        # whatever the float rounding (a plain crop_and_resize would give 0 or the edge by luck).
-        padded = tf.pad(box_masks, [[0, 0], [1, 1], [1, 1]], mode="SYMMETRIC")[..., None]
-        to_padded = (mask_px - 1.0) / (mask_px + 1.0)
-        shift = 1.0 / (mask_px + 1.0)
-        crop = tf.concat([start * to_padded + shift, stop * to_padded + shift], axis=1)
-        masks = tf.image.crop_and_resize(padded, crop, tf.range(n), tf.cast(grid, tf.int32))[..., 0]
-        # A pixel belongs to the box when its centre is inside it (0.001 px tolerance).
-        rows = first[:, 0:1] + tf.range(grid[0])[None, :]
-        cols = first[:, 1:2] + tf.range(grid[1])[None, :]
-        tol = 1e-3
-        in_rows = (rows >= low[:, 0:1] * last_px[0] - tol) & (rows <= high[:, 0:1] * last_px[0] + tol)
-        in_cols = (cols >= low[:, 1:2] * last_px[1] - tol) & (cols <= high[:, 1:2] * last_px[1] + tol)
-        inside = in_rows[:, :, None] & in_cols[:, None, :]
-        binary = (masks > mask_threshold) & inside
-        return tf.cast(binary, tf.uint8), tf.cast(first, tf.int32)
+        rows = first[:, 0:1] + tf.range(grid[0])[None, :]  # [n, R] image rows
+        cols = first[:, 1:2] + tf.range(grid[1])[None, :]  # [n, C] image columns
+        # Where each pixel centre falls in the box mask, as crop_and_resize computes it.
+        pos_y = (rows / last_px[0] - low[:, 0:1]) / extent[:, 0:1] * (mask_px[0] - 1.0)
+        pos_x = (cols / last_px[1] - low[:, 1:2]) / extent[:, 1:2] * (mask_px[1] - 1.0)
+        local = tf.matmul(tf.matmul(weights(pos_y, mask_px[0]), box_masks),
+                          weights(pos_x, mask_px[1]), transpose_b=True)  # [n, R, C]
+        extent_px = tf.cast(last - first + 1.0, tf.int32)  # each box's own rows, cols in the grid
+        return tf.cast(local > mask_threshold, tf.uint8), tf.cast(first, tf.int32), extent_px
 
     return paste
 
@@ -277,14 +277,23 @@ def rle_encode_box(local, top, left, height, width):
     """COCO RLE of a height x width mask that is 0 except for ``local`` placed at (top, left)."""
     local = local[:height - top, :width - left]
     rows, cols = local.shape
-    strip = np.zeros((cols, height), np.uint8)  # the image columns the box spans, column-major
-    strip[:, top:top + rows] = local.T
-    ext = np.concatenate(([0], strip.reshape(-1), [0]))
-    pos = (np.flatnonzero(ext[1:] != ext[:-1]) + left * height).tolist()
-    if pos and pos[-1] == height * width:
-        pos.pop()  # ones up to the very last pixel: no closing run
-    bounds = [0, *pos, height * width]
-    return _rle_string([bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1)], height, width)
+    # Runs go down the columns; each box column, padded with a 0 above and below, gives its own
+    # 0->1 and 1->0 positions in the image's column-major order.
+    padded = np.zeros((cols, rows + 2), np.uint8)
+    padded[:, 1:-1] = local.T
+    col, row = np.nonzero(padded[:, 1:] != padded[:, :-1])
+    pos = (left + col) * height + top + row
+    if rows == height and len(pos):
+        # A run touching the bottom edge goes on at the top of the next column: that column's
+        # "end" and the next one's "start" are the same position and cancel.
+        same = np.flatnonzero(pos[1:] == pos[:-1])
+        drop = np.zeros(len(pos), bool)
+        drop[same] = drop[same + 1] = True
+        pos = pos[~drop]
+    if len(pos) and pos[-1] == height * width:
+        pos = pos[:-1]  # ones up to the very last pixel: no closing run
+    counts = np.diff(np.concatenate(([0], pos, [height * width])))
+    return {"size": [int(height), int(width)], "counts": _rle_string(counts)}
 
 
 def rle_encode(mask):
@@ -292,21 +301,27 @@ def rle_encode(mask):
     return rle_encode_box(np.asarray(mask, np.uint8), 0, 0, mask.shape[0], mask.shape[1])
 
 
-def _rle_string(counts, height, width):
-    """pycocotools' rleToString: run lengths (zeros first) -> its compact ASCII form."""
-    out = []
-    for i, x in enumerate(counts):
-        if i > 2:
-            x -= counts[i - 2]
-        more = True
-        while more:
-            c = x & 0x1F
-            x >>= 5
-            more = x != -1 if c & 0x10 else x != 0
-            if more:
-                c |= 0x20
-            out.append(chr(c + 48))
-    return {"size": [int(height), int(width)], "counts": "".join(out)}
+def _rle_string(counts):
+    """pycocotools' rleToString, vectorised: run lengths (zeros first) -> its compact ASCII form.
+
+    Each count (minus the one two places back, from the fourth on) is written 5 bits per character,
+    low bits first, bit 0x20 meaning "more follows", plus 48.
+    """
+    counts = np.asarray(counts, np.int64)
+    x = counts.copy()
+    x[3:] -= counts[1:-2]
+    active = np.ones(len(x), bool)
+    chars, valid = [], []
+    for _ in range(8):  # 8 x 5 bits: counts up to 2**39 pixels
+        c = x & 0x1F
+        x = x >> 5  # arithmetic shift, like C's on a signed long
+        more = np.where(c & 0x10, x != -1, x != 0)
+        chars.append(np.where(more, c | 0x20, c) + 48)
+        valid.append(active)
+        active = active & more
+        if not active.any():
+            break
+    return np.stack(chars, 1)[np.stack(valid, 1)].astype(np.uint8).tobytes().decode("ascii")
 
 
 class Writer(threading.Thread):
@@ -389,12 +404,12 @@ def main(argv=None):
             scores = res["scores"][b][:n]
             keep = (scores >= args.score_threshold).nonzero()[0]
             raw_boxes = res["boxes"][b][keep]
-            masks = corners = None
+            masks = corners = used = None
             if paste is not None and len(keep):
                 # Unclipped boxes, as the model meant them: a mask is pasted over its whole box.
                 norm = raw_boxes / [h, w, h, w]
-                masks, corners = paste(res["masks"][b][keep], norm.astype("float32"), [h, w])
-                masks, corners = masks.numpy(), corners.numpy()
+                masks, corners, used = (t.numpy() for t in paste(res["masks"][b][keep],
+                                                                norm.astype("float32"), [h, w]))
             boxes = raw_boxes.copy()
             boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
             boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
@@ -404,7 +419,9 @@ def main(argv=None):
                        "score": round(float(scores[k]), 6),
                        "class_id": int(res["classes"][b][k])}
                 if masks is not None:
-                    det["mask"] = rle_encode_box(masks[j], int(corners[j][0]), int(corners[j][1]), h, w)
+                    top, left = int(corners[j][0]), int(corners[j][1])
+                    local = masks[j][:used[j][0], :used[j][1]]
+                    det["mask"] = rle_encode_box(local, top, left, h, w)
                 dets.append(det)
             record = {"file": paths[i], "height": h, "width": w, "detections": dets}
             out.write(json.dumps(record) + "\n")
