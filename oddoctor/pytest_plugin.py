@@ -6,6 +6,10 @@
     @pytest.mark.oddoctor_requires("gpu.visible", "cuda", min_vram="8GiB")
     def test_train_on_gpu(): ...               # skipped (or failed) unless those checks pass here
 
+    def test_inference_does_not_leak(oddoctor_leak):
+        result = oddoctor_leak(lambda: detect(image), graph=detection_graph, iterations=30)
+        result.assert_no_leak()                # same Theil-Sen verdicts as `oddoctor leak-test`
+
 Inert unless one of its options or markers is used; top-level imports are stdlib and pytest only, so
 loading it never imports TensorFlow.
 """
@@ -169,3 +173,64 @@ def pytest_report_header(config: pytest.Config) -> Optional[str]:
 def oddoctor_report(request: pytest.FixtureRequest) -> Any:
     """The session's `oddoctor check` report (an ``oddoctor.runner.Report``)."""
     return request.config.stash[_STATE_KEY].report()
+
+
+class LeakResult:
+    """Per-metric verdicts of a measured callable (``oddoctor.leak.stats.Trend`` each)."""
+
+    def __init__(self, trends: dict[str, Any], series: dict[str, list[float]], units: dict[str, str]) -> None:
+        self.trends = trends
+        self.series = series
+        self.units = units
+
+    @property
+    def leaks(self) -> bool:
+        return any(t.leaks for t in self.trends.values())
+
+    def describe(self) -> str:
+        parts = []
+        for name, t in self.trends.items():
+            slope = "n/a" if t.slope is None else f"{t.slope:+.3f}"
+            conf = "" if t.confidence is None else f", confidence {t.confidence:.0%}"
+            parts.append(f"{name}: {t.status} ({slope} {self.units[name]}/call, threshold "
+                         f"{t.threshold:g}{conf}, n={t.n})")
+        return "; ".join(parts)
+
+    def assert_no_leak(self) -> None:
+        if self.leaks:
+            pytest.fail(f"oddoctor: leak measured: {self.describe()}", pytrace=False)
+
+
+def measure_leak(fn: Any, *, iterations: int = 30, warmup: int = 10, graph: Any = None) -> LeakResult:
+    """Call ``fn`` ``warmup + iterations`` times; judge graph growth and RSS growth per call.
+
+    The verdicts are those of ``oddoctor leak-test`` (same statistics, same thresholds).
+    """
+    import psutil
+
+    from oddoctor.leak import report as leak_report
+    from oddoctor.leak.stats import trend
+
+    if iterations < 6:
+        raise ValueError("oddoctor_leak needs at least 6 measured iterations")
+    proc = psutil.Process()
+    series: dict[str, list[float]] = {"rss": []}
+    if graph is not None:
+        series["graph_ops"] = []
+    for i in range(warmup + iterations):
+        fn()
+        if i < warmup:
+            continue
+        series["rss"].append(proc.memory_info().rss / 2**20)
+        if graph is not None:
+            series["graph_ops"].append(float(len(graph.get_operations())))
+    thresholds = {"rss": leak_report.RSS_THRESHOLD_MIB, "graph_ops": leak_report.NODES_THRESHOLD}
+    units = {"rss": "MiB", "graph_ops": "ops"}
+    trends = {name: trend(ys, thresholds[name]) for name, ys in series.items()}
+    return LeakResult(trends, series, units)
+
+
+@pytest.fixture
+def oddoctor_leak() -> Any:
+    """``oddoctor_leak(fn, iterations=30, warmup=10, graph=None) -> LeakResult``: measure a callable."""
+    return measure_leak

@@ -78,3 +78,44 @@ def test_bad_snapshot_is_a_usage_error(pytester: pytest.Pytester, tmp_path):
     result = pytester.runpytest_subprocess("--oddoctor-from", str(bad))
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--oddoctor-from:*not valid JSON*"])
+
+
+LEAK_TESTS = """
+import pytest
+tf = pytest.importorskip("tensorflow")
+
+def _graph_and_session():
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, [None])
+        y = x * 2.0
+    return g, x, y
+
+def test_ops_added_per_call_leak(oddoctor_leak):
+    g, x, y = _graph_and_session()
+    sess = tf.compat.v1.Session(graph=g)
+    def leaky():
+        with g.as_default():
+            z = tf.identity(y) + 1.0     # a new op on every call: the TF1 tutorial's mistake
+        sess.run(z, {x: [1.0]})
+    result = oddoctor_leak(leaky, graph=g, iterations=12, warmup=3)
+    result.assert_no_leak()
+
+def test_finalized_graph_does_not_leak(oddoctor_leak):
+    g, x, y = _graph_and_session()
+    g.finalize()
+    sess = tf.compat.v1.Session(graph=g)
+    result = oddoctor_leak(lambda: sess.run(y, {x: [1.0]}), graph=g, iterations=12, warmup=3)
+    result.assert_no_leak()
+    assert result.trends["graph_ops"].status == "ok"
+"""
+
+
+@pytest.mark.tf
+@pytest.mark.timeout(180)
+def test_leak_fixture_flags_ops_added_per_call_and_passes_a_finalized_graph(pytester: pytest.Pytester):
+    pytest.importorskip("tensorflow")
+    pytester.makepyfile(LEAK_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*oddoctor: leak measured: rss: *graph_ops: leak (+3.000 ops/call*"])
