@@ -136,3 +136,30 @@ def test_max_side_keeps_boxes_in_original_pixels(migrated, tmp_path):
         ymin, xmin, ymax, xmax = det["box"]
         assert 0 <= ymin <= ymax <= 480 and 0 <= xmin <= xmax <= 640
         assert det["mask"]["size"] == [480, 640]
+
+
+@pytest.mark.timeout(300)
+def test_runner_bad_gpu_or_model_is_exit_2(migrated, tmp_path):
+    _, out_dir, _, files = migrated
+    proc = run_runner(out_dir, files[0], "--gpu", 7)  # this machine has fewer GPUs than that
+    assert proc.returncode == 2 and "--gpu 7: TensorFlow sees" in proc.stderr
+    proc = run_runner(out_dir, files[0], "--model", tmp_path / "nowhere")
+    assert proc.returncode == 2 and "cannot load the SavedModel" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(300)
+def test_tf1_saved_model_and_image_folder_parity(migrated, tmp_path):
+    """A TF1 SavedModel export (variables frozen on load) migrates too; --images drives the parity check."""
+    from oddoctor.migrate import migrate
+    from oddoctor_legacy_tf1.model import build_model
+
+    _, _, images, files = migrated
+    export = build_model(tmp_path / "saved_model", seed=0, saved_model=True)
+    report = migrate(export, tmp_path / "out", images_dir=images)
+    assert report["source"]["kind"] == "saved_model"
+    parity = report["parity"]
+    assert parity["passed"] and parity["images"] == len(files)
+    assert parity["image_names"] == [f.name for f in files]
+    assert sorted(s.split(":")[0] for s in parity["skipped_images"]) == ["z_not_an_image.jpg", "z_truncated.png"]
+    assert (tmp_path / "out" / "saved_model" / "saved_model.pb").is_file()

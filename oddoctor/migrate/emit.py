@@ -171,7 +171,8 @@ Migrated by oddoctor {version} (TensorFlow {_md_code(tf_version)}) from {_md_cod
 the TF1 graph's weights and ops, unchanged, in a TF2 SavedModel.
 
 - `saved_model/`: TF2 SavedModel, signature {_md_code(spec.signature_key)}: input {_md_code(spec.input_key)}
-  (uint8 image batch, `[batch, height, width, 3]`), outputs under the TF2 Object Detection API keys.
+  (uint8 image batch, `[batch, height, width, 3]`; `migration.json` says whether batch is fixed at 1),
+  outputs under the TF2 Object Detection API keys.
   `detection_boxes` are `[ymin, xmin, ymax, xmax]` normalised to the input image; `detection_masks`
   (when present) are box-relative, as in a TF2 Object Detection API export.
 - `run_inference.py`: a standalone batch runner (needs only `pip install tensorflow`).
@@ -189,7 +190,7 @@ Each output line is one image:
 `{{"file": ..., "height": H, "width": W, "detections": [{{"box": [ymin, xmin, ymax, xmax], "score": s,
 "class_id": c, "mask": {{"size": [H, W], "counts": "..."}}}}]}}`, boxes in pixels of the original image,
 masks as COCO compressed RLE (`pycocotools.mask.decode(det["mask"])` gives the H x W binary mask).
-Unreadable images are skipped, listed on stderr and counted; the last stderr line gives images/s.
+Unreadable images are skipped, listed on stderr and counted; the `done:` line on stderr gives images/s.
 
 In your own code:
 

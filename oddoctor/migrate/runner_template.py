@@ -57,7 +57,7 @@ def parse_args(argv=None):
         "  \"box\": [ymin, xmin, ymax, xmax] in pixels, \"score\", \"class_id\",\n"
         "  \"mask\": {\"size\": [h, w], \"counts\": COCO RLE string}}]}\n"
         "exit status: 0 ok (unreadable images are skipped, listed and counted), 1 no image could be\n"
-        "  read, 2 bad options or no images found."
+        "  read, 2 bad options, no images found or the model cannot be loaded."
     )
     if "%(prog)" in epilog:
         epilog = epilog.replace("%", "%%")  # argparse %-formats text that mentions %(prog)
@@ -142,7 +142,7 @@ def configure_devices(tf, gpu, memory_limit_mb, threads):
         if gpu < 0:
             gpus = []
         elif gpu >= len(gpus):
-            raise SystemExit(f"run_inference.py: error: --gpu {gpu}: TensorFlow sees {len(gpus)} GPU(s)")
+            raise ValueError(f"--gpu {gpu}: TensorFlow sees {len(gpus)} GPU(s)")
         else:
             gpus = [gpus[gpu]]
         tf.config.set_visible_devices(gpus, "GPU")
@@ -381,15 +381,29 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # after argument parsing: --help and bad options stay fast
 
-    configure_devices(tf, args.gpu, args.memory_limit_mb, args.threads)
+    try:
+        configure_devices(tf, args.gpu, args.memory_limit_mb, args.threads)
+    except (ValueError, RuntimeError) as e:  # RuntimeError: a GPU was initialised already
+        print(f"run_inference.py: error: {e}", file=sys.stderr)
+        return 2
     t_load = time.perf_counter()
-    model = tf.saved_model.load(args.model)  # once, for every image
-    model_fn = model.signatures[SIGNATURE_KEY]
+    try:
+        model = tf.saved_model.load(args.model)  # once, for every image
+        model_fn = model.signatures[SIGNATURE_KEY]
+    except (OSError, ValueError, KeyError, tf.errors.OpError) as e:
+        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        print(f"run_inference.py: error: cannot load the SavedModel {args.model!r}: {first_line}",
+              file=sys.stderr)
+        return 2
     model_batch = model_fn.structured_input_signature[1][INPUT_KEY].shape[0]
     load_s = time.perf_counter() - t_load
     detect = make_detect(tf, model_fn, model_batch, args.batch_size, args.xla)
     want_masks = MASKS_KEY is not None and not args.no_masks and MASKS_KEY in model_fn.structured_outputs
     paste = make_paste_masks(tf, args.mask_threshold) if want_masks else None
+    if paste is not None:
+        # Trace it now, not inside the timed loop (or in the writer thread, behind its back).
+        mask_h, mask_w = (d or 1 for d in model_fn.structured_outputs[MASKS_KEY].shape[2:4])
+        paste(tf.zeros([0, mask_h, mask_w]), tf.zeros([0, 4]), tf.constant([1, 1]))
     dataset = make_dataset(tf, paths, args.max_side, args.batch_size, args.parallel_decode, args.prefetch)
 
     out, tmp = open_output(args.out)
