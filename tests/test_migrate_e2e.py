@@ -109,12 +109,11 @@ def test_runner_output_equals_the_legacy_session(migrated, reference, tmp_path):
     assert "2 skipped (unreadable)" in proc.stderr and "z_truncated.png" in proc.stderr
     assert "images/s" in proc.stderr.splitlines()[-3]
 
-    # Batches of 3 same-size images go through one model call graph: same answers.
-    out3 = tmp_path / "batch3.jsonl"
-    proc = run_runner(out_dir, images, "--out", out3, "--score-threshold", 0.3, "--batch-size", 3,
-                      "--no-masks", "--quiet")
+    # Batches of 3 same-size images go through one model call graph: same answers (JSON on stdout).
+    proc = run_runner(out_dir, images, "--score-threshold", 0.3, "--batch-size", 3, "--no-masks", "--quiet")
     assert proc.returncode == 0, proc.stderr
-    batched = [json.loads(line) for line in out3.read_text().splitlines()]
+    assert "progress:" not in proc.stderr and "done: 6 images" in proc.stderr
+    batched = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [r["file"] for r in batched] == [r["file"] for r in lines]
     for a, b in zip(lines, batched):
         assert [d["class_id"] for d in a["detections"]] == [d["class_id"] for d in b["detections"]]
