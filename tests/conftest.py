@@ -29,3 +29,17 @@ def run_json(*args: str, **kw) -> tuple[int, dict]:
 @pytest.fixture
 def snapshots_dir() -> Path:
     return SNAPSHOTS
+
+
+@pytest.fixture(scope="module")
+def tf():
+    """TensorFlow, or a clean skip where it is not installed."""
+    return pytest.importorskip("tensorflow")
+
+
+@pytest.fixture(scope="module")
+def model_pb(tf, tmp_path_factory) -> Path:
+    """The built-in seeded legacy Mask R-CNN, as a frozen graph."""
+    from oddoctor_legacy_tf1.model import build_model
+
+    return build_model(tmp_path_factory.mktemp("m") / "frozen_inference_graph.pb", seed=0)

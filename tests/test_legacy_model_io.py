@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -11,18 +9,6 @@ pytestmark = pytest.mark.tf
 
 OUTPUTS = ["detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0",
            "detection_masks:0"]
-
-
-@pytest.fixture(scope="module")
-def tf():
-    return pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="module")
-def model_pb(tf, tmp_path_factory) -> Path:
-    from oddoctor_legacy_tf1.model import build_model
-
-    return build_model(tmp_path_factory.mktemp("m") / "frozen_inference_graph.pb", seed=0)
 
 
 def test_build_is_deterministic_and_seeded(model_pb, tmp_path):

@@ -13,18 +13,6 @@ KEYS = ("num_detections", "detection_boxes", "detection_scores", "detection_clas
 
 
 @pytest.fixture(scope="module")
-def tf():
-    return pytest.importorskip("tensorflow")
-
-
-@pytest.fixture(scope="module")
-def model_pb(tf, tmp_path_factory) -> Path:
-    from oddoctor_legacy_tf1.model import build_model
-
-    return build_model(tmp_path_factory.mktemp("m") / "frozen_inference_graph.pb", seed=0)
-
-
-@pytest.fixture(scope="module")
 def images():
     from oddoctor_legacy_tf1.images import synthetic_images
 

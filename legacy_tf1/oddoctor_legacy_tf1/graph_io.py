@@ -15,9 +15,10 @@ Public API:
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 from oddoctor_legacy_tf1._tfutil import quiet_deprecations
 
@@ -95,7 +96,7 @@ def _parse_graph_def(path: Path) -> Any:
     return gd
 
 
-def _load_saved_model(directory: Path) -> Any:
+def _load_saved_model(directory: Path, output_names: Sequence[str] = ALL_OUTPUTS) -> Any:
     import tensorflow as tf
 
     v1 = tf.compat.v1
@@ -105,7 +106,7 @@ def _load_saved_model(directory: Path) -> Any:
             v1.saved_model.loader.load(sess, [v1.saved_model.tag_constants.SERVING], str(directory))
             gd = graph.as_graph_def()
             present = {op.name for op in graph.get_operations()}
-            outputs = [n.split(":")[0] for n in ALL_OUTPUTS if n.split(":")[0] in present]
+            outputs = [n.split(":")[0] for n in output_names if n.split(":")[0] in present]
             if v1.global_variables() and outputs:
                 gd = v1.graph_util.convert_variables_to_constants(sess, gd, outputs)
     except (OSError, RuntimeError, ValueError, tf.errors.OpError) as e:
@@ -156,10 +157,19 @@ def validate_graph_def(graph_def: Any, source: str = "model") -> tuple[str, ...]
     return tuple(t for t in ALL_OUTPUTS if t.split(":")[0] in names)
 
 
-def load_model(path: str | os.PathLike[str]) -> LoadedModel:
-    """Load and validate a TF1 OD API export; raise ``ModelError`` (one line) when it cannot be used."""
+def load_model(path: str | os.PathLike[str], *, outputs: Optional[Sequence[str]] = None) -> LoadedModel:
+    """Load and validate a TF1 OD API export; raise ``ModelError`` (one line) when it cannot be used.
+
+    ``outputs`` names other output tensors (a graph without the OD API names): a SavedModel's variables
+    are then frozen for those, and the OD API validation is left to the caller.
+    """
     where, kind = _resolve(Path(path))
-    graph_def = _load_saved_model(where) if kind == "saved_model" else _parse_graph_def(where)
+    if kind == "saved_model":
+        graph_def = _load_saved_model(where, ALL_OUTPUTS if outputs is None else outputs)
+    else:
+        graph_def = _parse_graph_def(where)
+    if outputs is not None:
+        return LoadedModel(graph_def=graph_def, path=where, kind=kind, outputs=tuple(outputs))
     outputs = validate_graph_def(graph_def, str(where))
     return LoadedModel(graph_def=graph_def, path=where, kind=kind, outputs=outputs)
 

@@ -106,34 +106,11 @@ def load_graph_custom(model: Path, output_names: Sequence[str]) -> tuple[Any, Pa
     """Like :func:`load_graph` for a graph without the OD API names (``--inputs/--outputs``)."""
     from oddoctor_legacy_tf1 import graph_io
 
-    # graph_io.load_model insists on the OD API tensor names; these private helpers are its
-    # resolving/parsing halves (asked upstream for a public load_model(..., outputs=) instead).
     try:
-        where, kind = graph_io._resolve(Path(model))
-        if kind == "frozen_graph":
-            return graph_io._parse_graph_def(where), where, kind
-        return _freeze_saved_model(where, output_names), where, kind
+        loaded = graph_io.load_model(model, outputs=list(output_names))
     except graph_io.ModelError as e:
         raise MigrateInputError(str(e)) from None
-
-
-def _freeze_saved_model(directory: Path, output_names: Sequence[str]) -> Any:
-    import tensorflow as tf
-
-    v1 = tf.compat.v1
-    graph = tf.Graph()
-    try:
-        with graph.as_default(), v1.Session(graph=graph) as sess:
-            v1.saved_model.loader.load(sess, [v1.saved_model.tag_constants.SERVING], str(directory))
-            gd = graph.as_graph_def()
-            present = {op.name for op in graph.get_operations()}
-            names = [n.split(":")[0] for n in output_names if n.split(":")[0] in present]
-            if v1.global_variables() and names:
-                gd = v1.graph_util.convert_variables_to_constants(sess, gd, names)
-    except (OSError, RuntimeError, ValueError, tf.errors.OpError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise MigrateInputError(f"{directory}: cannot load as a TF1 SavedModel with tag 'serve': {first}") from None
-    return gd
+    return loaded.graph_def, loaded.path, loaded.kind
 
 
 def plan(model: Path, input_name: Optional[str] = None,
@@ -148,13 +125,12 @@ def plan(model: Path, input_name: Optional[str] = None,
         graph_def, source, kind = load_graph_custom(model, list(wanted.values()))
     else:
         graph_def, source, kind = load_graph(model)
-    graph = tf.Graph()
-    with graph.as_default():
-        try:
-            tf.graph_util.import_graph_def(graph_def, name="")
-        except (ValueError, tf.errors.OpError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise MigrateInputError(f"{source}: cannot import the graph: {first}") from None
+    from oddoctor_legacy_tf1 import graph_io
+
+    try:
+        graph = graph_io.import_model(graph_def)
+    except graph_io.ModelError as e:
+        raise MigrateInputError(f"{source}: {e}") from None
 
     def get(name: str) -> Optional[Any]:
         try:
