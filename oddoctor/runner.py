@@ -6,7 +6,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Protocol, TypeVar
 
 from oddoctor.checks import Check, Context, Result, Status
 from oddoctor.plugins import PluginSet, collect_checks
@@ -85,8 +85,14 @@ def _area_rank(check_id: str) -> int:
     return AREA_ORDER.index(area) if area in AREA_ORDER else len(AREA_ORDER)
 
 
-def select(checks: list[Check], only: Optional[list[str]] = None,
-           skip: Optional[list[str]] = None) -> list[Check]:
+class _HasId(Protocol):
+    id: str
+
+
+S = TypeVar("S", bound=_HasId)
+
+
+def select(checks: list[S], only: Optional[list[str]] = None, skip: Optional[list[str]] = None) -> list[S]:
     """Filter by id; an entry matches an id exactly or as a prefix (``gpu`` selects ``gpu.*``)."""
     def hit(cid: str, pats: list[str]) -> bool:
         return any(cid == p or cid.startswith(p.rstrip(".") + ".") for p in pats)

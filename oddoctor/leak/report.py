@@ -57,7 +57,7 @@ def analyze_mode(run: ModeRun) -> dict[str, Any]:
             reason = _unavailable_reason(run, key) if measured else "no measured iterations"
             out["metrics"][key] = {"status": "n/a", "label": label, "unit": unit, "reason": reason}
             continue
-        series = [float(v) / scale for v in values]
+        series = [float(v) / scale for v in values if v is not None]
         if key == "graph_nodes":
             threshold = NODES_THRESHOLD
         elif key == "rss":

@@ -99,7 +99,7 @@ def confidence_above(ys: Sequence[float], threshold: float, xs: Optional[Sequenc
             d = resid[j] - ri
             # Exact float ties are measurement ties (same RSS page count, same op count).
             s += (d > 0) - (d < 0)
-    var = n * (n - 1) * (2 * n + 5)
+    var = float(n * (n - 1) * (2 * n + 5))
     for t in Counter(resid).values():
         if t > 1:
             var -= t * (t - 1) * (2 * t + 5)
