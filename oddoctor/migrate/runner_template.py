@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import queue
@@ -101,6 +102,10 @@ def parse_args(argv=None):
     p.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="paste masks and write JSON in the main thread instead of in a background "
                         "thread that overlaps the next model call")
+    p.add_argument("--post-nice", metavar="N", type=int, default=19,
+                   help="nice value of that background thread on Linux (default 19: it runs in the "
+                        "CPU time the model's threads leave idle instead of stalling them; 0: same "
+                        "priority as the model)")
     p.add_argument("--summary-json", metavar="FILE", default=None,
                    help="also write counts and timings to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the final line is still shown)")
@@ -224,53 +229,50 @@ def make_detect(tf, model_fn, model_batch, batch_size, xla):
     return detect
 
 
-def make_paste_masks(tf, mask_threshold):
-    """Box-relative masks -> binary masks in image pixels, computed over each box only.
+def _paste_axis(low, extent, mask_size, size):
+    """One axis of crop_and_resize for a box: first image pixel, inside flags, source rows, lerps.
 
-    Samples what the OD API's reframe_box_masks_to_image_masks samples (the box mask, bilinear, at
-    every image pixel centre inside the box; 0 outside), but only on the rows and columns the boxes
-    cover, as two small matrix products per box: an image-sized crop_and_resize per detection
-    costs as much as the model itself on a CPU. A pixel centre on the box edge counts as inside.
-    Returns (masks [n, rows, cols] uint8, top-left pixel [n, 2] int32, rows/cols used [n, 2]).
+    The arithmetic is crop_and_resize's own (float32, same order) on the window the OD API gives it:
+    the image's [0, 1] range expressed in the box's coordinates.
     """
+    f32 = np.float32
+    last = f32(max(size - 1, 1))
+    m1 = f32(mask_size - 1)
+    w1 = (f32(0.0) - low) / extent
+    w2 = (f32(1.0) - low) / extent
+    # One pixel of margin (floor/ceil) around the box: the inside test below decides, not rounding.
+    first = int(min(max(np.floor(low * last), 0), last))
+    stop = int(min(max(np.ceil((low + extent) * last), 0), last)) + 1
+    px = np.arange(first, stop, dtype=f32)
+    step = (w2 - w1) * m1 / f32(size - 1) if size > 1 else None
+    pos = w1 * m1 + px * step if size > 1 else np.full_like(px, f32(0.5) * (w1 + w2) * m1)
+    inside = (pos >= 0) & (pos <= m1)
+    lo = np.floor(pos)
+    frac = pos - lo
+    lo_i = np.clip(lo, 0, mask_size - 1).astype(np.intp)
+    hi_i = np.clip(np.ceil(pos), 0, mask_size - 1).astype(np.intp)
+    return first, inside, lo_i, hi_i, frac
 
-    def weights(pos, size):
-        """Bilinear interpolation matrix [n, k, size] for positions [n, k] (in mask pixels)."""
-        inside = (pos >= -1e-4) & (pos <= size - 1.0 + 1e-4)
-        pos = tf.clip_by_value(pos, 0.0, size - 1.0)
-        lo = tf.floor(pos)
-        frac = pos - lo
-        hi = tf.minimum(lo + 1.0, size - 1.0)
-        n = tf.cast(size, tf.int32)
-        w = (tf.one_hot(tf.cast(lo, tf.int32), n) * (1.0 - frac)[..., None]
-             + tf.one_hot(tf.cast(hi, tf.int32), n) * frac[..., None])
-        return w * tf.cast(inside, tf.float32)[..., None]
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, None, None], tf.float32),  # [n, mask_h, mask_w]
-        tf.TensorSpec([None, 4], tf.float32),  # boxes, normalised to the original image
-        tf.TensorSpec([2], tf.int32),  # original height, width
-    ])
-    def paste(box_masks, boxes, size):
-        mask_px = tf.cast(tf.shape(box_masks)[1:3], tf.float32)  # mask height, width
-        last_px = tf.cast(tf.maximum(size - 1, 1), tf.float32)  # pixel centres at i / (size - 1)
-        low = boxes[:, 0:2]
-        extent = tf.maximum(boxes[:, 2:4] - low, 1e-4)  # as the OD API: no division by zero
-        # One pixel of margin (floor/ceil): the inside test in weights() decides, not rounding.
-        first = tf.clip_by_value(tf.floor(low * last_px), 0.0, last_px)
-        last = tf.clip_by_value(tf.math.ceil((low + extent) * last_px), 0.0, last_px)
-        grid = tf.maximum(tf.reduce_max(last - first + 1.0, axis=0), 1.0)  # [2]; 1 when n == 0
-        rows = first[:, 0:1] + tf.range(grid[0])[None, :]  # [n, R] image rows
-        cols = first[:, 1:2] + tf.range(grid[1])[None, :]  # [n, C] image columns
-        # Where each pixel centre falls in the box mask, as crop_and_resize computes it.
-        pos_y = (rows / last_px[0] - low[:, 0:1]) / extent[:, 0:1] * (mask_px[0] - 1.0)
-        pos_x = (cols / last_px[1] - low[:, 1:2]) / extent[:, 1:2] * (mask_px[1] - 1.0)
-        local = tf.matmul(tf.matmul(weights(pos_y, mask_px[0]), box_masks),
-                          weights(pos_x, mask_px[1]), transpose_b=True)  # [n, R, C]
-        extent_px = tf.cast(last - first + 1.0, tf.int32)  # each box's own rows, cols in the grid
-        return tf.cast(local > mask_threshold, tf.uint8), tf.cast(first, tf.int32), extent_px
+def paste_mask(mask, box, height, width, threshold):
+    """A box-relative mask -> its binary mask in image pixels, computed over the box only.
 
-    return paste
+    Gives what the OD API's reframe_box_masks_to_image_masks gives (crop_and_resize of the box mask,
+    bilinear, at every image pixel; 0 outside the box) without an image-sized crop per detection,
+    which costs as much as this model on a CPU. ``box`` is [ymin, xmin, ymax, xmax] normalised to
+    the image. Returns (mask uint8 [rows, cols], top row, left column) of the region the box covers.
+    """
+    mask = np.asarray(mask, np.float32)
+    low = box[:2].astype(np.float32)
+    extent = np.maximum(box[2:].astype(np.float32) - low, np.float32(1e-4))  # as the OD API
+    top, in_y, y0, y1, fy = _paste_axis(low[0], extent[0], mask.shape[0], height)
+    left, in_x, x0, x1, fx = _paste_axis(low[1], extent[1], mask.shape[1], width)
+    a = mask[:, x0]
+    rows = a + (mask[:, x1] - a) * fx  # [mask_h, cols]: along x first, as crop_and_resize does
+    t = rows[y0]
+    value = t + (rows[y1] - t) * fy[:, None]
+    local = (value > threshold) & in_y[:, None] & in_x[None, :]
+    return local.view(np.uint8), top, left
 
 
 def rle_encode_box(local, top, left, height, width):
@@ -328,14 +330,20 @@ class Writer(threading.Thread):
     """Runs write_batch on model outputs in order, in the background, while the model computes the
     next batch (TensorFlow releases the GIL while its ops run)."""
 
-    def __init__(self, write_batch, depth=4):
+    def __init__(self, write_batch, depth=4, nice=0):
         super().__init__(daemon=True)
         self.write_batch = write_batch
+        self.nice = nice
         self.queue = queue.Queue(depth)  # bounded: results cannot pile up in memory
         self.error = None
         self.start()
 
     def run(self):
+        if self.nice > 0 and sys.platform.startswith("linux"):
+            # On Linux the nice value is per thread: a model op split over all cores waits for its
+            # slowest part, so post-processing at equal priority stalls every op it preempts.
+            with contextlib.suppress(OSError):  # not allowed: stay at the process's priority
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(self.nice, 19))
         while True:
             item = self.queue.get()
             if item is None:
@@ -399,11 +407,6 @@ def main(argv=None):
     load_s = time.perf_counter() - t_load
     detect = make_detect(tf, model_fn, model_batch, args.batch_size, args.xla)
     want_masks = MASKS_KEY is not None and not args.no_masks and MASKS_KEY in model_fn.structured_outputs
-    paste = make_paste_masks(tf, args.mask_threshold) if want_masks else None
-    if paste is not None:
-        # Trace it now, not inside the timed loop (or in the writer thread, behind its back).
-        mask_h, mask_w = (d or 1 for d in model_fn.structured_outputs[MASKS_KEY].shape[2:4])
-        paste(tf.zeros([0, mask_h, mask_w]), tf.zeros([0, 4]), tf.constant([1, 1]))
     dataset = make_dataset(tf, paths, args.max_side, args.batch_size, args.parallel_decode, args.prefetch)
 
     out, tmp = open_output(args.out)
@@ -418,29 +421,24 @@ def main(argv=None):
             scores = res["scores"][b][:n]
             keep = (scores >= args.score_threshold).nonzero()[0]
             raw_boxes = res["boxes"][b][keep]
-            masks = corners = used = None
-            if paste is not None and len(keep):
-                # Unclipped boxes, as the model meant them: a mask is pasted over its whole box.
-                norm = raw_boxes / [h, w, h, w]
-                masks, corners, used = (t.numpy() for t in paste(res["masks"][b][keep],
-                                                                norm.astype("float32"), [h, w]))
             boxes = raw_boxes.copy()
             boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
             boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
+            # Unclipped boxes, as the model meant them: a mask is pasted over its whole box.
+            norm = (raw_boxes / [h, w, h, w]).astype(np.float32) if want_masks else None
             dets = []
             for j, k in enumerate(keep.tolist()):
                 det = {"box": [round(float(v), 2) for v in boxes[j]],
                        "score": round(float(scores[k]), 6),
                        "class_id": int(res["classes"][b][k])}
-                if masks is not None:
-                    top, left = int(corners[j][0]), int(corners[j][1])
-                    local = masks[j][:used[j][0], :used[j][1]]
+                if want_masks:
+                    local, top, left = paste_mask(res["masks"][b][k], norm[j], h, w, args.mask_threshold)
                     det["mask"] = rle_encode_box(local, top, left, h, w)
                 dets.append(det)
             record = {"file": paths[i], "height": h, "width": w, "detections": dets}
             out.write(json.dumps(record) + "\n")
 
-    writer = Writer(write_batch) if args.overlap else None
+    writer = Writer(write_batch, nice=args.post_nice) if args.overlap else None
     done = 0
     first_batch_end = None
     first_batch_n = 0
@@ -500,7 +498,8 @@ def main(argv=None):
             json.dump({"images": done, "skipped": skipped, "wall_s": wall, "load_s": load_s,
                        "images_per_s": done / wall if wall > 0 else None,
                        "steady_images_per_s": steady, "batch_size": args.batch_size,
-                       "xla": args.xla, "overlap": args.overlap}, f, indent=2)
+                       "xla": args.xla, "overlap": args.overlap,
+                       "post_nice": args.post_nice if args.overlap else None}, f, indent=2)
     return 0 if done else 1
 
 
