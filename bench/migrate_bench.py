@@ -303,11 +303,14 @@ Reading it:
   (about 1 ms per image to paste, in numpy over each box only, and 1 ms to RLE-encode).
   On this toy model (~{ms_floor:.0f} ms per image) that is a visible share; on a real
   Mask R-CNN Inception v2 (seconds per image on a CPU) it disappears in the model's time.
-- Levers on this 2-vCPU VM: the background post-processing thread (at nice 19, so it fills the CPU
-  time the model's threads leave idle instead of stalling them) and prefetch + parallel decode are
-  what moved the figure; batching (pads mixed sizes) and a second intra-op thread did not (the ops are
-  too small to split, and the VM's second core was contended); `--xla` cannot compile this model on
-  CPU (`CropAndResize` has no XLA CPU kernel), so it costs one failed compile and falls back.
+- Levers on this 2-vCPU VM (see the list above for this run's figures): `--batch-size 4` is the big
+  one since the masks are pasted in numpy (about 7 ms of CPU per image before, under 2 now): one
+  call per 4 images, the model's batch-1 graph looped in-graph, beats the floor's one call per
+  image; but it zero-pads mixed sizes, so on a model that is not padding-invariant its numbers differ
+  slightly from batch 1, which is why it is not the default. The background thread, its nice value,
+  prefetch and a second intra-op thread move the default runner by less than the noise here;
+  `--xla` cannot compile this model on CPU (`CropAndResize` has no XLA CPU kernel), so it costs one
+  failed compile and falls back.
 """
     update_section("migrate", body)
 

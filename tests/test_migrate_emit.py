@@ -245,3 +245,26 @@ def test_rle_of_a_box_region_equals_rle_of_the_full_mask(runner_module):
     full = np.zeros((h, w), np.uint8)
     full[20:, 25:] = 1
     assert runner_module.rle_encode_box(local, 20, 25, h, w) == runner_module.rle_encode(full)
+
+
+@pytest.mark.tf
+def test_paste_mask_equals_the_od_api_reframe(runner_module):
+    """The numpy paste over each box gives crop_and_resize's mask exactly, edge boxes included."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("tensorflow")
+    from oddoctor_legacy_tf1.patterns import reframe_box_masks_to_image_masks
+
+    rng = np.random.default_rng(2)
+    h, w = 61, 87
+    boxes = np.array([[0.1, 0.2, 0.6, 0.9], [-0.2, -0.1, 0.4, 0.3], [0.7, 0.8, 1.3, 1.1],
+                      [0.0, 0.0, 1.0, 1.0], [0.5, 0.5, 0.52, 0.51], [0.33, 0.05, 0.34, 0.95]], np.float32)
+    masks = rng.random((len(boxes), 15, 15)).astype(np.float32)
+    ref = reframe_box_masks_to_image_masks(masks, boxes, h, w).numpy() > 0.5
+    nonempty = 0
+    for mask, box, want in zip(masks, boxes, ref):
+        local, top, left = runner_module.paste_mask(mask, box, h, w, 0.5)
+        full = np.zeros((h, w), bool)
+        full[top:top + local.shape[0], left:left + local.shape[1]] = local
+        assert (full == want).all(), box
+        nonempty += int(want.any())
+    assert nonempty >= 5  # real masks were compared (the tiny box may cover no pixel centre)
