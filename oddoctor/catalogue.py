@@ -88,7 +88,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"{args.output} is out of date: run python -m oddoctor.catalogue", file=sys.stderr)
             return 1
         return 0
-    from oddoctor.snapshot import atomic_write_text
+    from oddoctor.fsutil import atomic_write_text
 
     atomic_write_text(args.output, text)
     print(f"wrote {args.output}", file=sys.stderr)

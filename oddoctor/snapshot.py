@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import sys
-import tempfile
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TypeVar
+
+from oddoctor.fsutil import atomic_write_text
 
 SCHEMA_VERSION = 1
 
@@ -209,20 +209,6 @@ def load_snapshot(path: Path | str) -> Snapshot:
         return Snapshot.from_dict(data)
     except SnapshotError as e:
         raise SnapshotError(f"{p}: {e}") from None
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 T = TypeVar("T")

@@ -28,12 +28,12 @@ detections above 0.5, as a trained model would on a real photo.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from oddoctor.fsutil import atomic_write_bytes
 from oddoctor_legacy_tf1._tfutil import quiet_deprecations
 
 MODEL_NAME = "mask_rcnn_inception_v2_oddoctor_synthetic"
@@ -255,15 +255,7 @@ def build_model(path: str | os.PathLike[str], *, seed: int = 0, num_classes: int
                              mask_size=mask_size, resize=resize, max_proposals=max_proposals)
     if saved_model:
         return _write_saved_model(tf, frozen, path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(frozen.SerializeToString(deterministic=True))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, frozen.SerializeToString(deterministic=True))
     return path
 
 

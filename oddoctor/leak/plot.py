@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from oddoctor.fsutil import atomic_path
 from oddoctor.leak.runner import ModeRun
 
 COLOURS = {"legacy": "#d62728", "fixed": "#1f77b4"}
@@ -50,16 +49,9 @@ def save_plot(runs: dict[str, ModeRun], report: dict[str, Any], path: Path) -> P
         title += f"  (per-image cost legacy/fixed {ratio['median']:.1f}x)"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
     return path
