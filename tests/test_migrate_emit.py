@@ -268,3 +268,21 @@ def test_paste_mask_equals_the_od_api_reframe(runner_module):
         assert (full == want).all(), box
         nonempty += int(want.any())
     assert nonempty >= 5  # real masks were compared (the tiny box may cover no pixel centre)
+
+
+@pytest.mark.tf
+def test_stop_message_names_the_next_step(runner_module):
+    """Out of GPU memory or Ctrl-C: one line saying what happened to the output and what to try."""
+    import argparse
+
+    tf = pytest.importorskip("tensorflow")
+    oom = tf.errors.ResourceExhaustedError(None, None, "OOM when allocating tensor with shape[8,1024,1024,3]")
+    args = argparse.Namespace(out="det.jsonl", batch_size=8, max_side=1024)
+    msg = runner_module.stop_message(tf, oom, args, 16)
+    assert msg.startswith("out of memory after 16 images at --batch-size 8; det.jsonl not written")
+    assert "Re-run with --batch-size 4 " in msg
+    args.batch_size = 1
+    assert "Re-run with --max-side 512 " in runner_module.stop_message(tf, oom, args, 0)
+    args.out = "-"
+    assert "the lines already on stdout are complete" in runner_module.stop_message(tf, KeyboardInterrupt(), args, 3)
+    assert runner_module.stop_message(tf, ValueError("a bug"), args, 3) is None  # bugs keep their traceback

@@ -183,7 +183,7 @@ the TF1 graph's weights and ops, unchanged, in a TF2 SavedModel.
 ```sh
 {example}
 python run_inference.py --help        # every option
-python run_inference.py images/ --batch-size 4 --gpu 0 --memory-limit-mb 4096
+python run_inference.py images/ --batch-size 2 --gpu 0 --memory-limit-mb 4096  # less GPU memory
 ```
 
 Each output line is one image:

@@ -18,6 +18,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import sys
 import threading
 import time
@@ -45,6 +46,7 @@ MASKS_KEY = "detection_masks"
 ODDOCTOR_VERSION = "0.1.0"
 # --- oddoctor:constants end ---
 
+DEFAULT_BATCH_SIZE = 4
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -82,9 +84,11 @@ def parse_args(argv=None):
                    help="resize so the longest side is at most this many pixels, keeping the aspect "
                         "ratio, before inference; boxes and masks are still reported in original "
                         "pixels (default 1024; 0 = never resize)")
-    p.add_argument("--batch-size", metavar="N", type=int, default=1,
-                   help="images per model call; images in a batch are zero-padded to the largest "
-                        "one (default 1; worth trying 4-16 on a GPU, it did not help on a CPU)")
+    p.add_argument("--batch-size", metavar="N", type=int, default=DEFAULT_BATCH_SIZE,
+                   help="images per call of the model graph (default %(default)s). Each image still "
+                        "goes through the model alone and at its own size, so the results are the "
+                        "same as with 1; the images of a batch run concurrently, so memory grows "
+                        "with N: lower it if the GPU runs out of memory")
     p.add_argument("--gpu", metavar="N", type=int, default=None,
                    help="use only GPU number N (-1: CPU only; default: TensorFlow's choice)")
     p.add_argument("--memory-limit-mb", metavar="MB", type=int, default=None,
@@ -189,33 +193,55 @@ def make_dataset(tf, paths, max_side, batch_size, parallel, prefetch):
     ds = ds.padded_batch(batch_size, padded_shapes=([], [None, None, 3], [2], [2]))
     if prefetch != 0:
         ds = ds.prefetch(autotune if prefetch < 0 else prefetch)
-    return ds
+    options = tf.data.Options()
+    # No model-based autotuning thread: AUTOTUNE above then means one decode per tf.data thread
+    # (one per core) and a self-sizing prefetch buffer. That thread cost up to 1 s per run: deleting
+    # the iterator at the end of the images waits for it to wake up.
+    options.autotune.enabled = False
+    return ds.with_options(options)
 
 
-def make_detect(tf, model_fn, model_batch, batch_size, xla):
-    """The model call plus box scaling, traced once: the input_signature fixes dtype and rank."""
+def _unbatched_spec(tf, spec):
+    """The TensorSpec of one image's slice of a model output (its batch dimension dropped)."""
+    if spec.shape.rank is None:
+        return tf.TensorSpec(None, spec.dtype)
+    return tf.TensorSpec(spec.shape[1:], spec.dtype)
+
+
+def make_detect(tf, model_fn, batch_size, xla):
+    """The model call plus box scaling, traced once: the input_signature fixes dtype and rank.
+
+    A batch of N images is one call of this function, but the model still sees each image alone
+    and at its own size: the loop over the batch runs inside the graph on each image cropped back
+    from the zero-padded batch, so the outputs are the ones batch 1 gives, for any model.
+    """
     batch = 1 if batch_size == 1 else None
     signature = [
         tf.TensorSpec([batch, None, None, 3], tf.uint8),
         tf.TensorSpec([batch, 2], tf.int32),  # original height, width
         tf.TensorSpec([batch, 2], tf.int32),  # height, width after --max-side, before padding
     ]
+    out_specs = {k: _unbatched_spec(tf, v) for k, v in model_fn.structured_outputs.items()}
 
-    def call_model(images):
-        if model_batch == 1 and batch != 1:
-            # The model takes one image per call: loop inside the graph rather than in Python.
-            return tf.map_fn(lambda im: {k: v[0] for k, v in model_fn(**{INPUT_KEY: im[None]}).items()},
-                             images,
-                             fn_output_signature={k: tf.TensorSpec(v.shape[1:], v.dtype)
-                                                  for k, v in model_fn.structured_outputs.items()})
-        return model_fn(**{INPUT_KEY: images})
+    def call_model(images, resized_sizes):
+        if batch == 1:
+            return model_fn(**{INPUT_KEY: images})
+
+        def one(item):
+            image, size = item
+            outs = model_fn(**{INPUT_KEY: image[None, :size[0], :size[1]]})
+            return {k: v[0] for k, v in outs.items()}
+
+        # The images of a batch run concurrently (their ops interleave on idle cores or GPU
+        # streams): memory grows with the batch size, as with a real batch.
+        return tf.map_fn(one, (images, resized_sizes), fn_output_signature=out_specs,
+                         parallel_iterations=batch_size)
 
     @tf.function(input_signature=signature, jit_compile=xla or None)
     def detect(images, original_sizes, resized_sizes):
-        outs = call_model(images)
-        padded = tf.cast(tf.shape(images)[1:3], tf.float32)
-        scale = padded / tf.cast(resized_sizes, tf.float32) * tf.cast(original_sizes, tf.float32)
-        scale = tf.tile(scale, [1, 2])[:, None, :]  # [batch, 1, 4]: y, x, y, x
+        outs = call_model(images, resized_sizes)
+        # Boxes come normalised to the image the model saw; report them in original pixels.
+        scale = tf.tile(tf.cast(original_sizes, tf.float32), [1, 2])[:, None, :]  # [batch, 1, 4]: y, x, y, x
         result = {
             "boxes": outs[BOXES_KEY] * scale,
             "scores": outs[SCORES_KEY],
@@ -371,6 +397,50 @@ class Writer(threading.Thread):
         self.join(timeout=10)
 
 
+def stop_message(tf, error, args, done):
+    """One line for the errors a user can act on (None: a bug, let the traceback through)."""
+    kept = f"{args.out} not written" if args.out != "-" else "the lines already on stdout are complete"
+    if isinstance(error, KeyboardInterrupt):
+        return f"interrupted after {done} images; {kept}"
+    if isinstance(error, tf.errors.ResourceExhaustedError):
+        smaller = max(1, args.batch_size // 2)
+        hint = (f"--batch-size {smaller}" if args.batch_size > 1 else
+                f"--max-side {max(args.max_side // 2, 256) if args.max_side else 1024}")
+        return (f"out of memory after {done} images at --batch-size {args.batch_size}; {kept}. "
+                f"Re-run with {hint} (the images of a batch run concurrently), or on the CPU with --gpu -1")
+    return None
+
+
+class CtrlC:
+    """Ctrl-C noted by a flag that the image loop checks after each batch.
+
+    A KeyboardInterrupt raised wherever the main thread happens to be can land in Python code that
+    TensorFlow's C++ fast path calls back (a TensorShape method) and be swallowed there: measured,
+    3 of 6 interrupts were lost that way. A second Ctrl-C still raises at once.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def check(self):
+        if self.requested:
+            raise KeyboardInterrupt
+
+    def restore(self):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
 def open_output(path):
     """stdout for '-', else the file (written to a temporary name, renamed at the end)."""
     if path == "-":
@@ -403,9 +473,8 @@ def main(argv=None):
         print(f"run_inference.py: error: cannot load the SavedModel {args.model!r}: {first_line}",
               file=sys.stderr)
         return 2
-    model_batch = model_fn.structured_input_signature[1][INPUT_KEY].shape[0]
     load_s = time.perf_counter() - t_load
-    detect = make_detect(tf, model_fn, model_batch, args.batch_size, args.xla)
+    detect = make_detect(tf, model_fn, args.batch_size, args.xla)
     want_masks = MASKS_KEY is not None and not args.no_masks and MASKS_KEY in model_fn.structured_outputs
     dataset = make_dataset(tf, paths, args.max_side, args.batch_size, args.parallel_decode, args.prefetch)
 
@@ -443,8 +512,10 @@ def main(argv=None):
     first_batch_end = None
     first_batch_n = 0
     last_report = t0 = time.perf_counter()
+    ctrl_c = CtrlC()
     try:
         for index, images, original_sizes, resized_sizes in dataset:
+            ctrl_c.check()
             try:
                 res = detect(images, original_sizes, resized_sizes)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
@@ -455,7 +526,7 @@ def main(argv=None):
                 print(f"run_inference.py: warning: XLA failed ({first_line}); continuing without --xla",
                       file=sys.stderr)
                 args.xla = False
-                detect = make_detect(tf, model_fn, model_batch, args.batch_size, False)
+                detect = make_detect(tf, model_fn, args.batch_size, False)
                 res = detect(images, original_sizes, resized_sizes)
             batch = (index.numpy(), {k: v.numpy() for k, v in res.items()}, original_sizes.numpy())
             if writer is not None:
@@ -470,15 +541,23 @@ def main(argv=None):
                 last_report = now
                 print(f"progress: {done}/{len(paths)} images, {done / (now - t0):.2f} images/s",
                       file=sys.stderr, flush=True)
+            ctrl_c.check()
         if writer is not None:
             writer.finish()
-    except BaseException:
+        ctrl_c.check()
+    except BaseException as e:
         if writer is not None:
             writer.stop()
         if tmp is not None:
             out.close()
             os.unlink(tmp)
-        raise
+        ctrl_c.restore()
+        message = stop_message(tf, e, args, done)
+        if message is None:
+            raise
+        print(f"run_inference.py: error: {message}", file=sys.stderr)
+        return 130 if isinstance(e, KeyboardInterrupt) else 1
+    ctrl_c.restore()
     if tmp is not None:
         out.close()
         os.replace(tmp, args.out)
@@ -504,4 +583,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # before or after the image loop (inside it, main() says more)
+        print("run_inference.py: interrupted", file=sys.stderr)
+        sys.exit(130)
