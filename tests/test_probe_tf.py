@@ -91,3 +91,34 @@ def test_collect_and_check_on_this_machine(tmp_path):
     code, doc = run_json("check", "--from", str(out), "--cpu")
     assert code == 0, doc
     assert {r["id"]: r for r in doc["results"]}["tf.importable"]["status"] == "ok"
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_during_the_probe_exits_130_and_leaves_no_child(tmp_path, monkeypatch):
+    """The probe runs in its own session (the terminal's SIGINT does not reach it): oddoctor kills it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    psutil = pytest.importorskip("psutil")
+    _fake_tf(tmp_path, """
+        import time
+        time.sleep(600)
+    """, monkeypatch)
+    proc = subprocess.Popen([sys.executable, "-m", "oddoctor", "check"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "NO_COLOR": "1"})
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 60
+    probes: list = []
+    while not probes and time.monotonic() < deadline:
+        probes = [c for c in parent.children(recursive=True) if "probe_tf" in " ".join(c.cmdline())]
+        time.sleep(0.1)
+    assert probes, "the TensorFlow probe child never started"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "oddoctor: interrupted" in err and "Traceback" not in err
+    _, alive = psutil.wait_procs(probes, timeout=10)
+    assert not alive, "the probe child outlived oddoctor"

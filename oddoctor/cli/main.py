@@ -57,6 +57,18 @@ def _register() -> None:
 _register()
 
 
+def _from_ctrl_c(error: BaseException) -> bool:
+    """True when a KeyboardInterrupt is in the exception's cause/context chain."""
+    seen: set[int] = set()
+    current: Optional[BaseException] = error
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point: usage errors exit 2, unexpected errors exit 1, no tracebacks."""
     try:
@@ -67,7 +79,9 @@ def main(argv: Optional[list[str]] = None) -> None:
     except KeyboardInterrupt:
         print("oddoctor: interrupted", file=sys.stderr)
         sys.exit(130)
-    except SystemExit:
+    except SystemExit as e:
+        if e.code == 130 and _from_ctrl_c(e):  # Typer turns Ctrl-C into a silent exit 130
+            print("oddoctor: interrupted", file=sys.stderr)
         raise
     except Exception as e:  # noqa: BLE001 - last resort: one line, no traceback
         if _common.state.debug:

@@ -77,6 +77,10 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: str | None = 
                 outcome.timed_out = True
                 _kill_group(proc)
                 code = proc.wait()
+            except BaseException:  # Ctrl-C: its own session does not get the terminal's SIGINT
+                _kill_group(proc)
+                proc.wait()
+                raise
         outcome.elapsed_s = round(time.monotonic() - t0, 3)
         if code is not None and code < 0:
             try:
