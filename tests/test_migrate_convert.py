@@ -123,3 +123,49 @@ def test_parity_failure_exits_1_and_leaves_everything_as_it_was(tiny_graph, tmp_
                             "images/in", "--outputs", OUTPUTS, "--tolerance", "0.02"], capsys)
     assert code == 0, err
     assert (out / "saved_model").is_dir() and not (out / "previous.txt").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_runner_batches_a_model_whose_detection_count_varies_per_image(tmp_path, capsys):
+    """Free batch dimension, OD API names, 1 to 3 detections depending on the image height: batches
+    of mixed images give the lines one image per call gives (the loop does not assume equal shapes)."""
+    import os
+    import subprocess
+    import sys
+
+    tf = pytest.importorskip("tensorflow")
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    g = tf.Graph()
+    with g.as_default():
+        x = tf.compat.v1.placeholder(tf.uint8, [None, None, None, 3], name="image_tensor")
+        pooled = tf.reduce_mean(tf.cast(x, tf.float32) / 255.0, axis=[1, 2])
+        n = 1 + tf.math.floormod(tf.shape(x)[1], 3)
+        base = tf.sigmoid(tf.matmul(pooled, tf.constant(rng.normal(size=(3, 4)).astype("float32"))))
+        boxes = tf.sort(tf.tile(base[:, None, :], [1, n, 1]), axis=-1)
+        tf.identity(boxes, name="detection_boxes")
+        tf.identity(tf.tile(tf.reduce_max(base, axis=1, keepdims=True), [1, n]), name="detection_scores")
+        tf.identity(tf.ones_like(boxes[:, :, 0]) * 3.0, name="detection_classes")
+        tf.identity(tf.cast(tf.fill([tf.shape(x)[0]], n), tf.float32), name="num_detections")
+    model = tmp_path / "frozen_inference_graph.pb"
+    model.write_bytes(g.as_graph_def().SerializeToString())
+    code, _, err = run_cli(["migrate", str(model), "--out", str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    images = tmp_path / "images"
+    images.mkdir()
+    sizes = [(300, 400), (301, 400), (302, 500), (300, 300), (299, 200)]
+    for i, (h, w) in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(images / f"{i}.png")
+    lines = {}
+    for batch in (1, 4):
+        proc = subprocess.run([sys.executable, str(tmp_path / "m" / "run_inference.py"), str(images), "--quiet",
+                               "--score-threshold", "0", "--batch-size", str(batch)], capture_output=True,
+                              text=True, timeout=180, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        assert proc.returncode == 0, proc.stderr
+        lines[batch] = proc.stdout.splitlines()
+    assert lines[4] == lines[1]
+    counts = [len(json.loads(line)["detections"]) for line in lines[4]]
+    assert counts == [1 + h % 3 for h, _ in sizes] == [1, 2, 3, 1, 3]

@@ -201,19 +201,14 @@ def make_dataset(tf, paths, max_side, batch_size, parallel, prefetch):
     return ds.with_options(options)
 
 
-def _unbatched_spec(tf, spec):
-    """The TensorSpec of one image's slice of a model output (its batch dimension dropped)."""
-    if spec.shape.rank is None:
-        return tf.TensorSpec(None, spec.dtype)
-    return tf.TensorSpec(spec.shape[1:], spec.dtype)
-
-
 def make_detect(tf, model_fn, batch_size, xla):
     """The model call plus box scaling, traced once: the input_signature fixes dtype and rank.
 
     A batch of N images is one call of this function, but the model still sees each image alone
-    and at its own size: the loop over the batch runs inside the graph on each image cropped back
-    from the zero-padded batch, so the outputs are the ones batch 1 gives, for any model.
+    and at its own size: a loop inside the graph crops each image back from the zero-padded batch
+    and calls the model on it, so the outputs are the ones batch 1 gives, for any model. The
+    outputs come back concatenated over the images, with each image's row count (a model may
+    return a different number of detections per image); split_outputs() cuts them apart.
     """
     batch = 1 if batch_size == 1 else None
     signature = [
@@ -221,38 +216,59 @@ def make_detect(tf, model_fn, batch_size, xla):
         tf.TensorSpec([batch, 2], tf.int32),  # original height, width
         tf.TensorSpec([batch, 2], tf.int32),  # height, width after --max-side, before padding
     ]
-    out_specs = {k: _unbatched_spec(tf, v) for k, v in model_fn.structured_outputs.items()}
+    available = model_fn.structured_outputs
+    keys = {name: key for name, key in (("boxes", BOXES_KEY), ("scores", SCORES_KEY), ("classes", CLASSES_KEY),
+                                        ("num", NUM_KEY), ("masks", MASKS_KEY))
+            if key is not None and key in available}
+    dtypes = {name: tf.float32 if name == "boxes" else tf.int32 if name == "num" else available[key].dtype
+              for name, key in keys.items()}
 
-    def call_model(images, resized_sizes):
-        if batch == 1:
-            return model_fn(**{INPUT_KEY: images})
+    def one(image, original_size):
+        """One image's outputs, without the batch dimension; boxes in pixels of the original image."""
+        outs = model_fn(**{INPUT_KEY: image[None]})
+        result = {}
+        for name, key in keys.items():
+            value = outs[key][0]
+            if name == "boxes":  # normalised to the image the model saw
+                value = tf.cast(value, tf.float32) * tf.tile(tf.cast(original_size, tf.float32), [2])
+            elif name == "num":
+                value = tf.reshape(tf.cast(value, tf.int32), [-1])[:1]
+            result[name] = value
+        return result
 
-        def one(item):
-            image, size = item
-            outs = model_fn(**{INPUT_KEY: image[None, :size[0], :size[1]]})
-            return {k: v[0] for k, v in outs.items()}
+    def lengths_of(outs):
+        return tf.stack([tf.shape(outs[name])[0] for name in keys])
 
-        # The images of a batch run concurrently (their ops interleave on idle cores or GPU
-        # streams): memory grows with the batch size, as with a real batch.
-        return tf.map_fn(one, (images, resized_sizes), fn_output_signature=out_specs,
-                         parallel_iterations=batch_size)
+    def by_name(lengths):  # [images, outputs] -> {name: [images]}
+        return {name: lengths[:, j] for j, name in enumerate(keys)}
 
     @tf.function(input_signature=signature, jit_compile=xla or None)
     def detect(images, original_sizes, resized_sizes):
-        outs = call_model(images, resized_sizes)
-        # Boxes come normalised to the image the model saw; report them in original pixels.
-        scale = tf.tile(tf.cast(original_sizes, tf.float32), [1, 2])[:, None, :]  # [batch, 1, 4]: y, x, y, x
-        result = {
-            "boxes": outs[BOXES_KEY] * scale,
-            "scores": outs[SCORES_KEY],
-            "classes": outs[CLASSES_KEY],
-            "num": tf.cast(outs[NUM_KEY], tf.int32),
-        }
-        if MASKS_KEY is not None and MASKS_KEY in outs:
-            result["masks"] = outs[MASKS_KEY]
-        return result
+        if batch == 1:
+            outs = one(images[0], original_sizes[0])
+            return outs, by_name(lengths_of(outs)[None])
+        n = tf.shape(images)[0]
+        arrays = [tf.TensorArray(dtypes[name], size=n, infer_shape=False) for name in keys]
+        lengths = tf.TensorArray(tf.int32, size=n)
+
+        def body(i, lengths, *arrays):
+            size = resized_sizes[i]
+            outs = one(images[i, :size[0], :size[1]], original_sizes[i])
+            return (i + 1, lengths.write(i, lengths_of(outs)),
+                    *[a.write(i, outs[name]) for name, a in zip(keys, arrays)])
+
+        # The images of a batch run concurrently (their ops interleave on idle cores or GPU
+        # streams): memory grows with the batch size, as with a real batch.
+        _, lengths, *arrays = tf.while_loop(lambda i, *_: i < n, body, (0, lengths, *arrays),
+                                            parallel_iterations=batch_size)
+        return {name: a.concat() for name, a in zip(keys, arrays)}, by_name(lengths.stack())
 
     return detect
+
+
+def split_outputs(values, lengths):
+    """detect()'s outputs, concatenated over the images, -> {name: [one array per image]}."""
+    return {name: np.split(value, np.cumsum(lengths[name])[:-1]) for name, value in values.items()}
 
 
 def _paste_axis(low, extent, mask_size, size):
@@ -486,7 +502,7 @@ def main(argv=None):
         for b, i in enumerate(index.tolist()):
             seen.add(i)
             h, w = int(sizes[b][0]), int(sizes[b][1])
-            n = int(res["num"][b])
+            n = int(res["num"][b][0])
             scores = res["scores"][b][:n]
             keep = (scores >= args.score_threshold).nonzero()[0]
             raw_boxes = res["boxes"][b][keep]
@@ -528,7 +544,10 @@ def main(argv=None):
                 args.xla = False
                 detect = make_detect(tf, model_fn, args.batch_size, False)
                 res = detect(images, original_sizes, resized_sizes)
-            batch = (index.numpy(), {k: v.numpy() for k, v in res.items()}, original_sizes.numpy())
+            values, lengths = res
+            batch = (index.numpy(), split_outputs({k: v.numpy() for k, v in values.items()},
+                                                  {k: v.numpy() for k, v in lengths.items()}),
+                     original_sizes.numpy())
             if writer is not None:
                 writer.put(batch)  # post-processing overlaps the next model call
             else:
