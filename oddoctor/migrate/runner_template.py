@@ -100,16 +100,16 @@ def parse_args(argv=None):
     p.add_argument("--threads", metavar="N", type=int, default=0,
                    help="TensorFlow intra-op threads (default 0: one per core)")
     p.add_argument("--parallel-decode", metavar="N", type=int, default=-1,
-                   help="images decoded in parallel (default -1: tf.data autotune)")
+                   help="images decoded in parallel (default -1: one per core)")
     p.add_argument("--prefetch", metavar="N", type=int, default=-1,
-                   help="batches prepared ahead of the model (default -1: autotune; 0: off)")
+                   help="batches prepared ahead of the model (default -1: a self-sizing buffer; 0: off)")
     p.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="paste masks and write JSON in the main thread instead of in a background "
                         "thread that overlaps the next model call")
-    p.add_argument("--post-nice", metavar="N", type=int, default=19,
-                   help="nice value of that background thread on Linux (default 19: it runs in the "
-                        "CPU time the model's threads leave idle instead of stalling them; 0: same "
-                        "priority as the model)")
+    p.add_argument("--post-nice", metavar="N", type=int, default=0,
+                   help="nice value of that background thread on Linux (default 0: the model's "
+                        "priority; up to 19: only CPU time the model's threads leave idle, which "
+                        "can hold up the next batch on a busy machine)")
     p.add_argument("--summary-json", metavar="FILE", default=None,
                    help="also write counts and timings to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the final line is still shown)")
