@@ -36,16 +36,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import machine_line, update_section
 
 HERE = Path(__file__).resolve()
-RUNNER_VARIANTS: dict[str, list[str]] = {
-    "runner": [],
-    "runner --no-masks": ["--no-masks"],
-    "runner --no-overlap": ["--no-overlap"],
-    "runner --post-nice 19": ["--post-nice", "19"],
-    "runner --prefetch 0 --parallel-decode 1": ["--prefetch", "0", "--parallel-decode", "1"],
-    "runner --batch-size 1": ["--batch-size", "1"],
-    "runner --batch-size 8": ["--batch-size", "8"],
-    "runner --xla": ["--xla"],
-    "runner --threads 1": ["--threads", "1"],
+# name: (runner options, what the lever changes)
+RUNNER_VARIANTS: dict[str, tuple[list[str], str]] = {
+    "runner": ([], "the default runner"),
+    "runner --no-masks": (["--no-masks"], "no mask pasting/RLE: what the masks cost"),
+    "runner --no-overlap": (["--no-overlap"], "masks, RLE and JSON in the main thread instead of a background thread"),
+    "runner --post-nice 19": (["--post-nice", "19"],
+                              "that background thread at nice 19 instead of the model's priority"),
+    "runner --prefetch 0 --parallel-decode 1": (["--prefetch", "0", "--parallel-decode", "1"],
+                                                "tf.data without prefetch and with serial decode"),
+    "runner --batch-size 1": (["--batch-size", "1"], "one image per model call instead of 4"),
+    "runner --batch-size 8": (["--batch-size", "8"], "8 images per model call, run concurrently"),
+    "runner --xla": (["--xla"], "jit_compile"),
+    "runner --threads 1": (["--threads", "1"], "one intra-op thread instead of one per core"),
 }
 
 
@@ -149,7 +152,7 @@ def measure(name: str, work: Path, env: dict[str, str]) -> dict:
         result_file = Path(tmp) / "result.json"
         if name.startswith("runner"):
             cmd = [sys.executable, str(work / "migrated" / "run_inference.py"), str(work / "images"),
-                   "--out", os.devnull, "--quiet", "--summary-json", str(result_file), *RUNNER_VARIANTS[name]]
+                   "--out", os.devnull, "--quiet", "--summary-json", str(result_file), *RUNNER_VARIANTS[name][0]]
         else:
             cmd = [sys.executable, str(HERE), "--child", name, "--work", str(work), "--result", str(result_file)]
         code, rss, tail = run_measured(cmd, env)
@@ -209,18 +212,6 @@ def main() -> None:
     report(results, args)
 
 
-LEVER_NOTES = {
-    "runner --no-masks": "no mask pasting/RLE: what the masks cost",
-    "runner --no-overlap": "masks, RLE and JSON in the main thread instead of a background thread",
-    "runner --post-nice 19": "that background thread at nice 19 instead of the model's priority",
-    "runner --prefetch 0 --parallel-decode 1": "tf.data without prefetch and with serial decode",
-    "runner --batch-size 1": "one image per model call instead of 4",
-    "runner --batch-size 8": "8 images per model call, run concurrently",
-    "runner --xla": "jit_compile",
-    "runner --threads 1": "one intra-op thread instead of one per core",
-}
-
-
 def parse_log(path: Path) -> dict[str, list[dict]]:
     """Results back from a previous run's stderr (the `round r/R NAME X images/s peak RSS Y MiB` lines)."""
     pattern = re.compile(r"^round \d+/\d+ (.+?)\s+([\d.]+|nan) images/s\s+peak RSS\s+([\d.]+) MiB")
@@ -261,11 +252,11 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     for key in ("tf2", "legacy_tf1"):
         if "runner" in med and key in med and med[key] > 0:
             ratios.append(f"runner / {key}: **{med['runner'] / med[key]:.2f}x**")
+    floor_ratio = med["runner"] / base if base and "runner" in med else float("nan")
     if "runner" in med and base:
-        ratios.append(f"runner / floor: **{med['runner'] / base:.2f}x**")
+        ratios.append(f"runner / floor: **{floor_ratio:.2f}x**")
     if "runner --no-masks" in med and base:
         ratios.append(f"runner --no-masks / floor: **{med['runner --no-masks'] / base:.2f}x**")
-    floor_ratio = med["runner"] / base if base and "runner" in med else float("nan")
     tf2_ratio = med["runner"] / med["tf2"] if "runner" in med and med.get("tf2") else float("nan")
     target = "met" if floor_ratio >= 0.9 else "missed"
     tf2_target = "met" if tf2_ratio >= 1.0 else "missed"
@@ -273,8 +264,8 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> None:
     def lever(name: str) -> str:
         return f"{med[name] / med['runner']:.2f}x" if name in med and "runner" in med else "n/a"
     ms_floor = 1000.0 / base if base else float("nan")
-    levers = [f"- `{n.removeprefix('runner ')}` ({LEVER_NOTES.get(n, '')}): {med[n] / med['runner']:.2f}x the "
-              "default runner" for n in results if n.startswith("runner ") and "runner" in med]
+    levers = [f"- `{n.removeprefix('runner ')}` ({RUNNER_VARIANTS[n][1]}): {lever(n)} the default runner"
+              for n in results if n.startswith("runner ") and n in RUNNER_VARIANTS and "runner" in med]
     body = f"""## oddoctor migrate: runner vs tutorial loops
 
 Machine: {machine_line()}, no GPU (TensorFlow CPU wheel); the CPU was shared with other work while

@@ -267,8 +267,9 @@ def make_detect(tf, model_fn, batch_size, xla):
 
 
 def split_outputs(values, lengths):
-    """detect()'s outputs, concatenated over the images, -> {name: [one array per image]}."""
-    return {name: np.split(value, np.cumsum(lengths[name])[:-1]) for name, value in values.items()}
+    """detect()'s outputs, concatenated over the images, -> {name: [one numpy array per image]}."""
+    return {name: np.split(np.asarray(value), np.cumsum(np.asarray(lengths[name]))[:-1])
+            for name, value in values.items()}
 
 
 def _paste_axis(low, extent, mask_size, size):
@@ -531,7 +532,7 @@ def main(argv=None):
     ctrl_c = CtrlC()
     try:
         for index, images, original_sizes, resized_sizes in dataset:
-            ctrl_c.check()
+            ctrl_c.check()  # Ctrl-C during the last batch or while waiting for this one
             try:
                 res = detect(images, original_sizes, resized_sizes)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
@@ -544,10 +545,7 @@ def main(argv=None):
                 args.xla = False
                 detect = make_detect(tf, model_fn, args.batch_size, False)
                 res = detect(images, original_sizes, resized_sizes)
-            values, lengths = res
-            batch = (index.numpy(), split_outputs({k: v.numpy() for k, v in values.items()},
-                                                  {k: v.numpy() for k, v in lengths.items()}),
-                     original_sizes.numpy())
+            batch = (index.numpy(), split_outputs(*res), original_sizes.numpy())
             if writer is not None:
                 writer.put(batch)  # post-processing overlaps the next model call
             else:
@@ -560,7 +558,6 @@ def main(argv=None):
                 last_report = now
                 print(f"progress: {done}/{len(paths)} images, {done / (now - t0):.2f} images/s",
                       file=sys.stderr, flush=True)
-            ctrl_c.check()
         if writer is not None:
             writer.finish()
         ctrl_c.check()
@@ -570,13 +567,13 @@ def main(argv=None):
         if tmp is not None:
             out.close()
             os.unlink(tmp)
-        ctrl_c.restore()
         message = stop_message(tf, e, args, done)
         if message is None:
             raise
         print(f"run_inference.py: error: {message}", file=sys.stderr)
         return 130 if isinstance(e, KeyboardInterrupt) else 1
-    ctrl_c.restore()
+    finally:
+        ctrl_c.restore()
     if tmp is not None:
         out.close()
         os.replace(tmp, args.out)
