@@ -63,8 +63,10 @@ def _cell(text: str) -> str:
 
 def render(checks: list[Check]) -> str:
     """The catalogue as Markdown: one table row per check, in registration order."""
-    # The foundation's core checks first, then each plugin's in registration order (sorted() is stable).
-    ordered = sorted(own_checks(checks), key=lambda c: (c.plugin != "core", c.plugin))
+    # In report order: foundations first, then each area in registration order (sorted() is stable).
+    from oddoctor.runner import area_rank
+
+    ordered = sorted(own_checks(checks), key=lambda c: area_rank(c.id))
     rows = [f"| `{c.id}` | {c.plugin} | {_cell(c.description)} | {_cell(typical_fix(c))} |" for c in ordered]
     return HEADER + "\n".join(rows) + "\n"
 

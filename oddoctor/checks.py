@@ -42,6 +42,10 @@ class Context:
     min_vram_bytes: Optional[int] = None
     #: ``--cpu``: the user means to run on the CPU, so GPU checks are skipped instead of failing.
     cpu_only: bool = False
+    #: ``--gpu``: a GPU is expected here, so a machine without one fails instead of being a CPU machine.
+    expect_gpu: bool = False
+    #: ``--tf VERSION``: judge the machine for this TensorFlow release instead of the installed one.
+    target_tf: Optional[str] = None
     #: Anything a third-party check wants from ``-o key=value`` style options.
     options: dict[str, str] = field(default_factory=dict)
 
@@ -89,6 +93,12 @@ def skip(message: str, *, details: dict[str, Any] | None = None, id: str = "") -
     return Result(Status.SKIP, message, None, dict(details or {}), id=id)
 
 
+def unknown(fact: str, why: str, *, details: dict[str, Any] | None = None, id: str = "") -> Result:
+    """Skip because ``fact`` is unknown: "could not tell: <fact> unknown (<why>)". Never a "no"."""
+    d = {**(details or {}), "unknown": [fact], "why": why}
+    return Result(Status.SKIP, f"could not tell: {fact} unknown ({why})", None, d, id=id)
+
+
 CheckReturn = Union[Result, "list[Result]"]
 
 
@@ -102,6 +112,9 @@ class Check:
     timeout_s: float = 10.0
     #: Set by the plugin manager: the name of the plugin that contributed the check.
     plugin: str = ""
+    #: Facts the check cannot judge without (names from :data:`oddoctor.view.FACT_NAMES`; ``"a|b"``: either).
+    #: The runner skips the check, saying which fact was unknown and why, only when one of these is.
+    requires: tuple[str, ...] = ()
 
     def __call__(self, snap: Any, ctx: Context) -> Any:
         if self._wants_context:
@@ -117,18 +130,19 @@ class Check:
         return len(params) >= 2
 
 
-def check(*, id: str, title: str, description: str | None = None,
-          timeout_s: float = 10.0) -> Callable[[Callable[..., Any]], Check]:
+def check(*, id: str, title: str, description: str | None = None, timeout_s: float = 10.0,
+          requires: tuple[str, ...] = ()) -> Callable[[Callable[..., Any]], Check]:
     """Turn a function of the snapshot into a :class:`Check`.
 
-    ``description`` defaults to the first line of the function's docstring.
+    ``description`` defaults to the first line of the function's docstring. ``requires`` names the facts
+    the check cannot judge without (see :class:`Check`).
     """
     if not CHECK_ID_RE.match(id):
         raise ValueError(f"check id {id!r} must look like '<area>.<kebab-slug>'")
 
     def wrap(func: Callable[..., Any]) -> Check:
         doc = (func.__doc__ or "").strip().splitlines()
-        return Check(id=id, title=title, func=func,
-                     description=description or (doc[0] if doc else title), timeout_s=timeout_s)
+        return Check(id=id, title=title, func=func, description=description or (doc[0] if doc else title),
+                     timeout_s=timeout_s, requires=tuple(requires))
 
     return wrap

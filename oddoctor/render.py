@@ -53,21 +53,31 @@ def render_json(report: Report, *, strict: bool = False, origin: str = "this mac
 
 
 def facts_summary(snap: Snapshot) -> dict[str, Any]:
-    """The few facts a reader wants first, for the report header and the JSON summary."""
+    """The few facts a reader wants first, for the report header and the JSON summary (null: unknown)."""
+    from oddoctor.view import view
+
+    v = view(snap)
     tf = snap.tensorflow
     bi = tf.build_info or {}
+    cuda, _ = v.build_cuda()
+    cudnn, _ = v.build_cudnn()
+    cudart_pick, cudnn_pick = v.loader_pick("cudart"), v.loader_pick("cudnn")
     return {
-        "platform": " ".join(x for x in (snap.platform.system, snap.platform.machine) if x),
-        "distro": snap.platform.distro + (" (WSL)" if snap.platform.is_wsl else ""),
+        "platform": " ".join(x for x in (snap.platform.system, snap.platform.machine) if x) or None,
+        "distro": (snap.platform.distro or "") + (" (WSL)" if snap.platform.is_wsl else "") or None,
         "python": snap.python.version,
-        "driver": snap.nvml.driver_version,
-        "nvml_error": None if snap.nvml.available else snap.nvml.error,
-        "gpus": [f"{g.name} (cc {g.compute_capability})" for g in snap.nvml.gpus],
-        "tensorflow": tf.version if tf.installed or tf.version else None,
-        "tf_build_cuda": bi.get("cuda_version"),
-        "tf_build_cudnn": bi.get("cudnn_version"),
-        "cudart": snap.cuda_libs.cudart[0].version if snap.cuda_libs.cudart else None,
-        "cudnn": snap.cuda_libs.cudnn[0].version if snap.cuda_libs.cudnn else None,
+        "driver": snap.nvml.driver_version or (str(v.driver) if v.driver else None),
+        "nvml_error": snap.nvml.error if not snap.nvml.available else None,
+        "gpus": None if v.gpus is None else
+        [f"{g.name or 'unnamed GPU'} (cc {g.compute_capability or 'unknown'})" for g in v.gpus],
+        "nvidia_hardware": v.nvidia_hw,
+        "tensorflow": tf.version if v.tf_installed is not False else None,
+        "tf_installed": v.tf_installed,
+        "tf_build_cuda": bi.get("cuda_version") or (str(cuda) if cuda else None),
+        "tf_build_cudnn": bi.get("cudnn_version") or (str(cudnn) if cudnn else None),
+        "cudart": cudart_pick.version if cudart_pick else None,
+        "cudnn": cudnn_pick.version if cudnn_pick else None,
+        "user_log_lines": len(snap.user_log),
     }
 
 
@@ -101,18 +111,27 @@ def render_human(report: Report, *, verbose: bool = False, strict: bool = False,
     w(f", collected {snap.collected_at}\n" if snap.collected_at else "\n")
     if snap.source not in ("", "collected"):
         w(f"  source: {snap.source}\n")
-    w(f"  Python {f['python'] or '?'} on {f['platform'] or '?'}" + (f", {f['distro']}" if f["distro"] else "") + "\n")
+    w(f"  Python {f['python'] or 'unknown'} on {f['platform'] or 'unknown platform'}"
+      + (f", {f['distro']}" if f["distro"] else "") + "\n")
+    gpus = "no GPU listed" if f["gpus"] == [] else "GPUs unknown" if f["gpus"] is None else "; ".join(f["gpus"])
     if f["driver"]:
-        gpus = "; ".join(f["gpus"]) or "no GPU listed"
         w(f"  NVIDIA driver {f['driver']}: {gpus}\n")
+    elif f["nvml_error"]:
+        w(f"  NVIDIA driver: not answering ({f['nvml_error']}); {gpus}\n")
+    elif f["nvidia_hardware"] is False:
+        w("  NVIDIA driver: none (no NVIDIA GPU on this machine)\n")
     else:
-        w(f"  NVIDIA driver: none found ({f['nvml_error'] or 'NVML not available'})\n")
+        w(f"  NVIDIA driver: unknown; {gpus}\n")
     if f["tensorflow"]:
         build = (f"built for CUDA {f['tf_build_cuda']}, cuDNN {f['tf_build_cudnn']}"
-                 if f["tf_build_cuda"] else "no CUDA build info")
+                 if f["tf_build_cuda"] else "CUDA build unknown")
         w(f"  TensorFlow {f['tensorflow']} ({snap.tensorflow.distribution or 'tensorflow'}), {build}\n")
-    else:
+    elif f["tf_installed"] is False:
         w("  TensorFlow: not installed\n")
+    else:
+        w("  TensorFlow: unknown\n")
+    if f["user_log_lines"]:
+        w(f"  with {f['user_log_lines']} line(s) of the user's log as evidence\n")
     w("\n")
     width = max([len(r.id) for r in report.results] + [10])
     for r in report.results:

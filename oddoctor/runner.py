@@ -35,8 +35,30 @@ def _error(check_id: str, title: str, plugin: str, message: str, **details: Any)
     return Result(Status.ERROR, message, None, details, id=check_id, title=title, plugin=plugin)
 
 
+def _missing(chk: Check, snap: Snapshot) -> Optional[Result]:
+    """A skip naming the first required fact that is unknown, and why; None when all are known."""
+    from oddoctor.checks import unknown
+    from oddoctor.view import view
+
+    v = view(snap)
+    for fact in chk.requires:
+        why = v.unknown(fact)
+        if why is not None:
+            r = unknown(fact.replace("|", " or "), why)
+            r.id, r.title, r.plugin = chk.id, chk.title, chk.plugin
+            return r
+    return None
+
+
 def _run_one(chk: Check, snap: Snapshot, ctx: Context) -> tuple[list[Result], bool]:
     box: dict[str, Any] = {}
+    try:
+        missing = _missing(chk, snap)
+    except Exception as e:  # noqa: BLE001 - a bad requires name is the check's bug: an error result
+        return [_error(chk.id, chk.title, chk.plugin, f"check {chk.id} (plugin {chk.plugin}) declares "
+                       f"requires it cannot have: {type(e).__name__}: {e}")], False
+    if missing is not None:
+        return [missing], False
 
     def target() -> None:
         try:
@@ -55,8 +77,8 @@ def _run_one(chk: Check, snap: Snapshot, ctx: Context) -> tuple[list[Result], bo
         return [_error(chk.id, chk.title, chk.plugin,
                        f"{where} did not finish within its {chk.timeout_s:g} s budget")], True
     if "exc" in box:
-        e = box["exc"]
-        return [_error(chk.id, chk.title, chk.plugin, f"{where} raised {type(e).__name__}: {e}",
+        exc = box["exc"]
+        return [_error(chk.id, chk.title, chk.plugin, f"{where} raised {type(exc).__name__}: {exc}",
                        traceback=box["tb"])], False
     value = box.get("value")
     items = value if isinstance(value, list) else [value]
@@ -77,10 +99,10 @@ def _run_one(chk: Check, snap: Snapshot, ctx: Context) -> tuple[list[Result], bo
 
 
 #: Report order: the foundations first, so that a reader meets the cause before its consequences.
-AREA_ORDER = ("platform", "python", "driver", "tf", "cuda", "cudnn", "gpu", "memory")
+AREA_ORDER = ("platform", "python", "packages", "driver", "tf", "cuda", "cudnn", "gpu", "memory")
 
 
-def _area_rank(check_id: str) -> int:
+def area_rank(check_id: str) -> int:
     area = check_id.split(".", 1)[0]
     return AREA_ORDER.index(area) if area in AREA_ORDER else len(AREA_ORDER)
 
@@ -112,11 +134,14 @@ def run_checks(ps: PluginSet, snap: Snapshot, ctx: Optional[Context] = None, *,
         if select([Check(id=cid, title="", func=lambda s: None)], only, skip):
             report.results.append(_error(cid, f"Plugin {err.plugin}", err.plugin,
                                          f"plugin {err.plugin} failed in {err.stage}: {err.message}"))
-    # Within an area the core checks (does it exist at all?) come before the finer ones.
-    for chk in sorted(select(checks, only, skip), key=lambda c: (_area_rank(c.id), c.plugin != "core")):
-        results, hung = _run_one(chk, snap, ctx)
-        report.results.extend(results)
-        report.hung = report.hung or hung
+    # Foundations first; within an area, registration order (each built-in plugin lists its basic check first).
+    from oddoctor.view import computed_once
+
+    with computed_once(snap):
+        for chk in sorted(select(checks, only, skip), key=lambda c: area_rank(c.id)):
+            results, hung = _run_one(chk, snap, ctx)
+            report.results.extend(results)
+            report.hung = report.hung or hung
     return report
 
 

@@ -26,7 +26,7 @@ def ps():
 def test_builtin_checks_come_from_entry_points(ps):
     report = run_checks(ps, load_snapshot(HEALTHY))
     plugins = {r.plugin for r in report.results}
-    assert "core" in plugins
+    assert {"platform", "driver", "tensorflow", "cuda", "gpu", "memory", "packages"} <= plugins
     assert not ps.errors
 
 
@@ -105,7 +105,7 @@ def test_check_returning_garbage_and_duplicate_ids_are_errors(ps):
     ps.pm.register(P(), name="sloppy")
     report = run_checks(ps, load_snapshot(HEALTHY))
     errs = [r for r in report.results if r.status is Status.ERROR]
-    assert any("already registered by core" in r.message for r in errs)
+    assert any("already registered by driver" in r.message for r in errs)
     assert any(r.id == "demo.garbage" and "not a Result" in r.message for r in errs)
 
 
@@ -176,4 +176,4 @@ def test_fact_probes_fill_extra_and_a_failing_probe_is_recorded(tmp_path: Path, 
     ps = make_plugin_manager(entry_points=False, modules=["acme_facts"])
     snap = collect_snapshot(ps)
     assert snap.extra["acme_quota"] == {"gpus": 2}
-    assert any("acme_broken" in e and "ZeroDivisionError" in e for e in snap.probe_errors)
+    assert any("acme_broken" in e.error and "ZeroDivisionError" in e.error for e in snap.probe_errors)

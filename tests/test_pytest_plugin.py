@@ -9,7 +9,8 @@ from tests.conftest import SNAPSHOTS
 pytest_plugins = ["pytester"]
 
 HEALTHY = str(SNAPSHOTS / "core_healthy_h100_tf221.json")
-NO_DRIVER = str(SNAPSHOTS / "core_no_driver_cpu_machine.json")
+NO_DRIVER = str(SNAPSHOTS / "core_no_driver_cpu_machine.json")  # collected on a CPU-only machine
+SEGFAULT = str(SNAPSHOTS / "core_tf_import_segfault.json")
 BUSY = str(SNAPSHOTS / "core_gpu_held_by_other_process.json")
 
 TESTS = """
@@ -37,9 +38,9 @@ def test_plugin_is_inert_without_options(pytester: pytest.Pytester):
 
 def test_session_gate_stops_on_a_failing_snapshot(pytester: pytest.Pytester):
     pytester.makepyfile("def test_x():\n    pass\n")
-    result = pytester.runpytest_subprocess("--oddoctor-from", NO_DRIVER)
+    result = pytester.runpytest_subprocess("--oddoctor-from", SEGFAULT)
     assert result.ret == 1
-    result.stdout.fnmatch_lines(["*oddoctor check failed: driver.present: no NVIDIA driver found*"])
+    result.stdout.fnmatch_lines(["*oddoctor check failed: tf.importable: `import tensorflow` was killed by SIGSEGV*"])
     assert "passed" not in result.stdout.str()
 
 
@@ -62,13 +63,13 @@ def test_markers_fail_instead_of_skip_when_asked(pytester: pytest.Pytester):
     pytester.makepyfile(TESTS)
     result = pytester.runpytest_subprocess("--oddoctor-from", NO_DRIVER, "--oddoctor-requires-action", "fail",
                                 "--oddoctor-skip", "driver")
-    # The session gate passes (driver.* left out); the markers then judge each test: a check that
+    # The session gate passes (a CPU machine is healthy); the markers then judge each test: a check that
     # skipped (no GPU here) does not satisfy a test that requires it.
     result.assert_outcomes(passed=1, errors=2)
     result.stdout.fnmatch_lines(["*ERROR at setup of test_needs_gpu*",
-                                 "oddoctor: gpu.visible: no NVIDIA driver*driver: no such check was run",
+                                 "oddoctor: gpu.visible: no NVIDIA GPU on this machine*driver: no such check was run",
                                  "*ERROR at setup of test_needs_8gib*",
-                                 "oddoctor: gpu.min-vram: no GPU memory figures*"])
+                                 "oddoctor: gpu.min-vram: no NVIDIA GPU on this machine*"])
 
 
 def test_bad_snapshot_is_a_usage_error(pytester: pytest.Pytester, tmp_path):

@@ -1,13 +1,21 @@
-"""Child-process TensorFlow probe: ``python probe_tf.py OUT.json``.
+"""Child-process TensorFlow probe: ``python probe_tf.py OUT.json [DISTRIBUTION ...]``.
 
 Run by path (stdlib only, no oddoctor imports) so that it works under any interpreter and a crash,
 abort or hang here is a fact recorded by the parent, not a crash of oddoctor. Its directory holds
 only child scripts, so running it by path puts nothing generic on ``sys.path``.
+
+The DISTRIBUTION names (those that provide the ``tensorflow`` module) are looked up in this
+interpreter's metadata before anything is imported. After the GPUs are listed, the Object Detection
+API is imported too, where it is installed: whether it imports beside this TensorFlow is a fact.
 """
 
 import json
+import re
 import sys
 import time
+import traceback
+
+OD_DISTRIBUTION = "object-detection"
 
 
 def _write(path, data):
@@ -15,14 +23,71 @@ def _write(path, data):
         json.dump(data, f, default=str)
 
 
-def main(out):
+def _err(e):
+    return f"{type(e).__name__}: {e}"
+
+
+def _installed(names):
+    """Normalised name -> version of the distributions in ``names`` this interpreter sees; None if unknown."""
+    try:
+        import importlib.metadata as md
+    except ImportError:  # Python < 3.8
+        return None
+    found = {}
+    try:
+        for dist in md.distributions():
+            try:
+                name = re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()
+                version = dist.version
+            except Exception:  # noqa: BLE001 - one broken METADATA must not hide the others
+                continue
+            if name in names and name not in found:
+                found[name] = version
+    except Exception:  # noqa: BLE001
+        return None
+    return found
+
+
+def _od_api_present(installed):
+    if installed and OD_DISTRIBUTION in installed:
+        return True
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("object_detection") is not None
+    except Exception:  # noqa: BLE001 - a broken path entry: treat as not findable
+        return False
+
+
+def _where(e):
+    """The innermost frame of an exception's traceback: ``file:line``."""
+    frames = traceback.extract_tb(e.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else None
+
+
+def _probe_od_api(facts):
+    try:
+        import object_detection  # noqa: F401
+    except BaseException as e:  # noqa: BLE001 - SystemExit/KeyboardInterrupt from its import are facts too
+        facts["od_api_importable"] = False
+        where = _where(e)
+        facts["od_api_error"] = _err(e) + (f" (at {where})" if where else "")
+        return
+    facts["od_api_importable"] = True
+    facts["od_api_error"] = None
+
+
+def main(out, tf_names):
+    installed = _installed(set(tf_names) | {OD_DISTRIBUTION})
     facts = {"stage": "import", "importable": False}
+    if installed is not None:
+        facts["distributions"] = [[n, installed[n]] for n in tf_names if n in installed]
     t0 = time.monotonic()
     _write(out, facts)  # even a hard crash during import leaves the stage behind
     try:
         import tensorflow as tf
     except BaseException as e:  # noqa: BLE001 - the import failing is the fact we are after
-        facts["error"] = f"{type(e).__name__}: {e}"
+        facts["error"] = _err(e)
         facts["import_s"] = time.monotonic() - t0
         _write(out, facts)
         return 3
@@ -35,15 +100,15 @@ def main(out):
         info = dict(tf.sysconfig.get_build_info())
         facts["build_info"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in info.items()}
     except Exception as e:  # noqa: BLE001 - old TF has no get_build_info
-        facts["build_info_error"] = f"{type(e).__name__}: {e}"
+        facts["build_info_error"] = _err(e)
     try:
         facts["built_with_cuda"] = bool(tf.test.is_built_with_cuda())
     except Exception as e:  # noqa: BLE001
-        facts["built_with_cuda_error"] = f"{type(e).__name__}: {e}"
+        facts["built_with_cuda_error"] = _err(e)
     facts["stage"] = "list_devices"
     _write(out, facts)
-    gpus = []
     try:
+        gpus = []
         for dev in tf.config.list_physical_devices("GPU"):
             g = {"name": dev.name}
             try:
@@ -55,13 +120,17 @@ def main(out):
             except Exception:  # noqa: BLE001 - details are optional (older TF)
                 pass
             gpus.append(g)
+        facts["gpus"] = gpus  # only once listed: absent means nobody could tell
     except Exception as e:  # noqa: BLE001
-        facts["list_devices_error"] = f"{type(e).__name__}: {e}"
-    facts["gpus"] = gpus
+        facts["list_devices_error"] = _err(e)
+    if _od_api_present(installed):
+        facts["stage"] = "od_api"
+        _write(out, facts)
+        _probe_od_api(facts)
     facts["stage"] = "done"
     _write(out, facts)
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], sys.argv[2:]))

@@ -57,6 +57,14 @@ def check(
     cpu: Annotated[
         bool, typer.Option("--cpu", help="Diagnose for CPU-only use: GPU checks are skipped, not failed.")
     ] = False,
+    gpu: Annotated[
+        bool, typer.Option("--gpu", help="A GPU is expected here: a machine without one fails instead of being "
+                           "judged a CPU machine.")
+    ] = False,
+    log: Annotated[
+        Optional[Path], typer.Option("--log", help="A training/inference log or traceback you saw (- for stdin): "
+                                     "TensorFlow's own words, added to the facts as evidence.")
+    ] = None,
     tf_timeout: TfTimeoutOpt = 60.0,
 ) -> None:
     """Diagnose this machine (or a snapshot) before training or serving.
@@ -69,7 +77,12 @@ def check(
     from oddoctor.runner import run_checks
     from oddoctor.snapshot import SnapshotError, load_snapshot
 
-    ctx = Context(min_vram_bytes=parse_size(min_vram) if min_vram else None, cpu_only=cpu)
+    if cpu and gpu:
+        raise UsageError("--cpu and --gpu contradict each other: give one")
+    if log is not None and str(log) == "-" and from_file is not None and str(from_file) == "-":
+        raise UsageError("--from - and --log - both want stdin: give one of them as a file")
+    ctx = Context(min_vram_bytes=parse_size(min_vram) if min_vram else None, cpu_only=cpu, expect_gpu=gpu)
+    user_log = read_log(log) if log is not None else None
     ps = make_plugin_manager(modules=plugin)
     if from_file is not None:
         try:
@@ -82,6 +95,9 @@ def check(
 
         snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn())
         origin = "this machine"
+    if user_log is not None:
+        snap.user_log = [*snap.user_log, *user_log]
+        origin += f" with log {log}"
     report = run_checks(ps, snap, ctx, only=_split(only), skip=_split(skip))
     if json_out:
         render_json(report, strict=strict, origin=origin)
@@ -93,6 +109,27 @@ def check(
         sys.stderr.flush()
         os._exit(code)
     raise typer.Exit(code)
+
+
+#: A log longer than this keeps its last lines: the error a user pastes is at the end.
+LOG_MAX_LINES = 20000
+
+
+def read_log(path: Path) -> list[str]:
+    """The lines of a log file (``-``: stdin), decoded leniently; a bad path is a usage error."""
+    try:
+        text = sys.stdin.read() if str(path) == "-" else Path(path).read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        raise UsageError(f"--log {path}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"--log {path}: is a directory, expected a log file") from None
+    except OSError as e:
+        raise UsageError(f"--log {path}: cannot read: {e.strerror or e}") from None
+    lines = [ln.rstrip("\r") for ln in text.split("\n")]
+    lines = [ln for ln in lines if ln.strip()]
+    if not lines:
+        raise UsageError(f"--log {path}: the log is empty")
+    return lines[-LOG_MAX_LINES:]
 
 
 def collect(

@@ -6,7 +6,6 @@ raises or hangs is recorded (exit code, signal, the tail of its stderr, elapsed 
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import re
@@ -16,60 +15,73 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Optional
 
-from oddoctor.snapshot import ProbeOutcome, TensorFlowFacts, TfGpu
+from oddoctor.probes.packages import TF_DISTRIBUTIONS, tf_distributions
+from oddoctor.snapshot import Distribution, ProbeError, ProbeOutcome, TensorFlowFacts, TfGpu
+
+__all__ = ["DEFAULT_TIMEOUT_S", "TF_DISTRIBUTIONS", "TensorFlowFacts", "installed_distribution", "probe_tensorflow"]
 
 CHILD = Path(__file__).resolve().parent.parent / "_child" / "probe_tf.py"
 DEFAULT_TIMEOUT_S = 60.0
 STDERR_TAIL_LINES = 25
 
-#: Distributions that provide the ``tensorflow`` module, in the order we report them.
-TF_DISTRIBUTIONS = ("tensorflow", "tensorflow-gpu", "tensorflow-cpu", "tensorflow-intel",
-                    "tensorflow-macos", "tensorflow-aarch64", "tensorflow-cpu-aws", "tf-nightly",
-                    "tf-nightly-gpu", "tf-nightly-cpu", "intel-tensorflow")
-
-#: TensorFlow log lines worth quoting in a diagnosis (library loads, device selection, CUDA init).
+#: TensorFlow log lines worth quoting in a diagnosis: library loads, device selection, CUDA init, and
+#: TensorFlow's own words for the failures oddoctor diagnoses (driver too old, no kernel image, OOM,
+#: cuDNN/cuBLAS errors, numpy/protobuf/Keras mismatches). Short upper-case tokens match as words.
 _LOG_PATTERNS = re.compile(
-    r"Could not load dynamic library|Cannot dlopen some GPU libraries|dso_loader|cuda_dnn|"
-    r"Loaded runtime CuDNN|Ignoring visible gpu device|cuInit|CUDA_ERROR|Could not find cuda drivers|"
-    r"could not find cuda|libdevice|ptxas|device kernel image is invalid|minimum required Cuda capability|"
-    r"Created device|Could not find TensorRT|TF-TRT Warning|failed to allocate|cudart_stub|"
-    r"DNN library|Skipping registering GPU devices|Unable to register",
-    re.IGNORECASE,
+    r"(?i:Could not load dynamic library|Cannot dlopen some GPU libraries|dso_loader|cuda_dnn|"
+    r"Loaded runtime CuDNN|Ignoring visible gpu device|cuInit|failed call to cuInit|CUDA_ERROR|"
+    r"Could not find cuda drivers|could not find cuda|libdevice|ptxas|device kernel image is invalid|"
+    r"no kernel image is available|minimum required Cuda capability|Created device|Could not find TensorRT|"
+    r"TensorRT|TF-TRT Warning|failed to allocate|cudart_stub|DNN library|Skipping registering GPU devices|"
+    r"Unable to register|CUDA driver version is insufficient for CUDA runtime version|ran out of memory|"
+    r"OOM when allocating|Failed to get convolution algorithm|CUDNN_STATUS_|kernel version|"
+    r"does not match DSO version|forward compatibility|numpy|_ARRAY_API|"
+    r"Descriptors cannot be created directly|Keras 3|tf_keras|TF_USE_LEGACY_KERAS)"
+    r"|\bJIT|\bPTX|\bBFC"
 )
+LOG_LINES_LIMIT = 80
 
 
-def installed_distribution() -> tuple[str | None, str | None]:
-    """``(distribution, version)`` of the TensorFlow that is installed, read from metadata only."""
-    for dist in TF_DISTRIBUTIONS:
-        try:
-            return dist, importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return None, None
+def installed_distribution() -> tuple[Optional[str], Optional[str]]:
+    """``(distribution, version)`` of the first installed TensorFlow distribution, read from metadata only."""
+    dists = tf_distributions()
+    return (dists[0].name, dists[0].version) if dists else (None, None)
 
 
-def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: str | None = None) -> TensorFlowFacts:
-    """Import TensorFlow in a child process (``python`` or this interpreter) and record what happened."""
-    dist, version = installed_distribution()
-    facts = TensorFlowFacts(installed=dist is not None, distribution=dist, version=version)
+def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str] = None,
+                     errors: Optional[list[ProbeError]] = None) -> TensorFlowFacts:
+    """Import TensorFlow in a child process (``python`` or this interpreter) and record what happened.
+
+    Never raises (but Ctrl-C). The distributions are those the child's interpreter sees; facts the child
+    did not get to (build info, GPUs) stay None with a :class:`ProbeError` in ``errors`` saying why.
+    """
+    facts = TensorFlowFacts()
     outcome = ProbeOutcome(ran=True, timeout_s=timeout_s)
     facts.probe = outcome
+    if python is None or os.path.realpath(python) == os.path.realpath(sys.executable):
+        try:
+            _set_distributions(facts, tf_distributions())
+        except Exception as e:  # noqa: BLE001 - unreadable metadata: the child may still tell
+            _note(errors, "tensorflow.distributions", f"could not read installed distributions: {_err(e)}")
     env = dict(os.environ)
     env["TF_CPP_MIN_LOG_LEVEL"] = "0"  # we want the INFO lines ("Ignoring visible gpu device ...")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    data: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="oddoctor-tf-") as tmp:
         out = Path(tmp) / "facts.json"
         err_path = Path(tmp) / "stderr.txt"
         t0 = time.monotonic()
         with open(err_path, "wb") as err:
             try:
-                proc = subprocess.Popen([python or sys.executable, str(CHILD), str(out)],
+                proc = subprocess.Popen([python or sys.executable, str(CHILD), str(out), *TF_DISTRIBUTIONS],
                                         stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                                         start_new_session=True)
             except OSError as e:
+                outcome.ran = False
                 outcome.error = f"could not start the TensorFlow probe: {e}"
-                facts.importable = None
+                _note(errors, "tensorflow", outcome.error)
                 return facts
             try:
                 code = proc.wait(timeout=timeout_s)
@@ -82,6 +94,7 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: str | None = 
                 proc.wait()
                 raise
         outcome.elapsed_s = round(time.monotonic() - t0, 3)
+        outcome.timed_out = bool(outcome.timed_out)
         if code is not None and code < 0:
             try:
                 outcome.signal = signal.Signals(-code).name
@@ -92,19 +105,32 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: str | None = 
         stderr = err_path.read_text(encoding="utf-8", errors="replace").splitlines()
         outcome.stderr_tail = [ln.rstrip() for ln in stderr[-STDERR_TAIL_LINES:]]
         facts.log_lines = _interesting(stderr)
-        data = {}
         if out.exists():
             try:
-                data = json.loads(out.read_text(encoding="utf-8"))
-            except (OSError, json.JSONDecodeError):
+                loaded = json.loads(out.read_text(encoding="utf-8"))
+                data = loaded if isinstance(loaded, dict) else {}
+            except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 data = {}
-    _apply(facts, outcome, data)
+    _apply(facts, outcome, data, errors)
     return facts
 
 
-def _apply(facts: TensorFlowFacts, outcome: ProbeOutcome, data: dict) -> None:
+def _set_distributions(facts: TensorFlowFacts, dists: list[Distribution]) -> None:
+    facts.distributions = dists
+    facts.installed = bool(dists)
+    facts.distribution = dists[0].name if dists else None
+    facts.version = dists[0].version if dists else None
+
+
+def _apply(facts: TensorFlowFacts, outcome: ProbeOutcome, data: dict[str, Any],
+           errors: Optional[list[ProbeError]]) -> None:
     stage = data.get("stage")
-    if outcome.timed_out or outcome.signal or (outcome.exit_code not in (0, 3) and stage != "done"):
+    child_dists = data.get("distributions")
+    if isinstance(child_dists, list):  # what the child's interpreter sees is the truth for it
+        _set_distributions(facts, [Distribution(name=str(n), version=None if v is None else str(v))
+                                   for n, v in child_dists])
+    died = outcome.timed_out or outcome.signal or (outcome.exit_code not in (0, 3) and stage != "done")
+    if died:
         # The child died or hung; where it got to is still a fact.
         facts.importable = bool(data.get("importable")) if stage not in (None, "import") else False
         what = (f"hung for more than {outcome.timeout_s:g} s" if outcome.timed_out
@@ -117,17 +143,41 @@ def _apply(facts: TensorFlowFacts, outcome: ProbeOutcome, data: dict) -> None:
     else:
         facts.importable = bool(data.get("importable"))
     if data.get("version"):
-        facts.version = facts.version or data["version"]
+        facts.version = facts.version or str(data["version"])
     if isinstance(data.get("build_info"), dict):
         facts.build_info = data["build_info"]
-    if "built_with_cuda" in data:
-        facts.built_with_cuda = bool(data["built_with_cuda"])
-    for g in data.get("gpus") or []:
-        facts.gpus.append(TfGpu(name=str(g.get("name", "")), device_name=g.get("device_name"),
-                                compute_capability=g.get("compute_capability")))
+    if isinstance(data.get("built_with_cuda"), bool):
+        facts.built_with_cuda = data["built_with_cuda"]
+    if isinstance(data.get("gpus"), list):
+        facts.gpus = [TfGpu(name=g.get("name"), device_name=g.get("device_name"),
+                            compute_capability=g.get("compute_capability"))
+                      for g in data["gpus"] if isinstance(g, dict)]
+    if "od_api_importable" in data:
+        facts.od_api_importable = bool(data["od_api_importable"])
+        facts.od_api_error = data.get("od_api_error")
+    elif died and stage == "od_api":  # importing object_detection took the process down
+        facts.od_api_importable = False
+        facts.od_api_error = outcome.error
+    if not facts.importable:
+        _note(errors, "tensorflow", outcome.error or "TensorFlow did not import")
+        return
+    why = outcome.error if died else None
+    for fact, key in (("build_info", "build_info_error"), ("built_with_cuda", "built_with_cuda_error"),
+                      ("gpus", "list_devices_error")):
+        if getattr(facts, fact) is None:
+            _note(errors, f"tensorflow.{fact}", data.get(key) or why or f"the TensorFlow probe did not report {fact}")
 
 
-def _interesting(lines: list[str], limit: int = 40) -> list[str]:
+def _note(errors: Optional[list[ProbeError]], fact: str, error: str) -> None:
+    if errors is not None:
+        errors.append(ProbeError(fact=fact, error=error))
+
+
+def _err(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"
+
+
+def _interesting(lines: list[str], limit: int = LOG_LINES_LIMIT) -> list[str]:
     """TF's log lines worth quoting, each once (TF often logs the same line on every init)."""
     out: list[str] = []
     seen: set[str] = set()
@@ -138,7 +188,9 @@ def _interesting(lines: list[str], limit: int = 40) -> list[str]:
         if key not in seen:
             seen.add(key)
             out.append(ln.rstrip())
-    return out[:limit]
+            if len(out) >= limit:
+                break
+    return out
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -1,0 +1,221 @@
+"""TensorFlow checks: it imports, it is a CUDA build where a GPU is meant, and it loaded its GPU libraries."""
+
+from __future__ import annotations
+
+from packaging.version import Version
+
+from oddoctor import compat, hookimpl
+from oddoctor.checks import Check, Context, Result, check, fail, ok, skip, unknown, warn
+from oddoctor.compat import logs
+from oddoctor.snapshot import Snapshot
+from oddoctor_plugins._advice import (
+    LINUX,
+    gpu_expected,
+    gpu_gate,
+    install_fix,
+    newest_for_this_machine,
+    pip_tf,
+    view,
+)
+
+
+@check(id="tf.importable", title="TensorFlow importable", timeout_s=10.0)
+def tf_importable(snap: Snapshot, ctx: Context) -> Result:
+    """`import tensorflow` succeeds in a fresh process (probed in a child with a timeout).
+
+    Typical fix: pip install the TensorFlow pinned for this driver, Python and OS; a crash, hang or
+    ImportError is quoted with its cure.
+    """
+    v = view(snap)
+    tf = snap.tensorflow
+    pr = tf.probe
+    details = {"distribution": tf.distribution, "version": tf.version, "exit_code": pr.exit_code,
+               "signal": pr.signal, "timed_out": pr.timed_out, "elapsed_s": pr.elapsed_s}
+    if v.tf_imports:
+        took = f", {pr.elapsed_s:.1f} s" if pr.elapsed_s is not None and tf.importable else ""
+        how = "imports" if tf.importable else "ran (its own log shows it at work)"
+        return ok(f"TensorFlow {tf.version or ''} {how} ({tf.distribution or 'tensorflow'}{took})".replace("  ", " "),
+                  details=details)
+    if snap.python.bits is not None and snap.python.bits != 64:
+        return skip(f"{snap.python.bits}-bit Python: no TensorFlow installs here (see python.tf-range)",
+                    details=details)
+    not_installed = v.tf_installed is False or (pr.error and "No module named 'tensorflow'" in pr.error)
+    if not_installed and not pr.timed_out and not pr.signal:
+        return fail("TensorFlow is not installed in this environment", fix=pip_tf(v, ctx), details=details)
+    if v.tf_imports is None and not pr.ran:
+        return unknown("tf.importable", "the TensorFlow probe did not run and the report does not say")
+    tail = "\n".join(pr.stderr_tail[-12:])
+    details["stderr_tail"] = tail
+    last = _last_error_line(list(pr.stderr_tail) + list(snap.user_log))
+    if pr.timed_out:
+        return fail(f"`import tensorflow` hung for more than {pr.timeout_s or 0:g} s",
+                    fix="Run `python -X importtime -c 'import tensorflow'` to see where it stops; a stuck "
+                        "NFS/home path or a CUDA init that waits on the driver are the usual causes "
+                        "(raise the limit with --tf-timeout)", details=details)
+    if pr.signal:
+        hint = ("the CPU lacks an instruction the wheel needs (AVX): use a wheel built for it"
+                if pr.signal == "SIGILL" else "a native library (CUDA, cuDNN, protobuf) crashed on load")
+        return fail(f"`import tensorflow` was killed by {pr.signal}" + (f": {last}" if last else ""),
+                    fix=f"Reinstall in a clean environment: python -m venv .venv && {pip_tf(v, ctx)} "
+                        f"({hint})", details=details)
+    err = pr.error or last or "unknown error"
+    # One root cause, one failure: the packages/cuda checks own these causes and name the pinned fix.
+    for needles, owner in ((logs.NUMPY_ABI, "packages.numpy-abi"), (logs.PROTOBUF_TOO_NEW, "packages.protobuf")):
+        if logs.find_any(snap, needles):
+            return skip(f"`import tensorflow` failed: {logs.short(err)} (see {owner})", details=details)
+    if logs.failed_libs(snap):
+        return skip(f"`import tensorflow` failed: {logs.short(err)} (a CUDA library is missing: see "
+                    "cuda.runtime-match)", details=details)
+    if "DLL load failed" in err and v.native_windows:
+        fix = ("Install the Microsoft Visual C++ Redistributable for Visual Studio 2015-2022 (x64), then "
+               f"{pip_tf(v, ctx)}; for TensorFlow < 2.11 with a GPU also the CUDA/cuDNN DLLs of its tested build")
+    else:
+        fix = f"Reinstall in a clean environment: python -m venv .venv && {pip_tf(v, ctx)}"
+    return fail(f"`import tensorflow` failed: {logs.short(err)}", fix=fix, details=details)
+
+
+def _last_error_line(lines: list[str]) -> str:
+    """The line of a crash log that says what happened ('Fatal Python error: ...'), else the last one."""
+    text = [ln.strip() for ln in lines if ln.strip()]
+    for ln in reversed(text):
+        low = ln.lower()
+        if "error" in low or "fatal" in low or "abort" in low or "segmentation" in low:
+            return ln
+    return text[-1] if text else ""
+
+
+@check(id="tf.cuda-build", title="TensorFlow is a CUDA build", requires=("tf.importable",))
+def tf_cuda_build(snap: Snapshot, ctx: Context) -> Result:
+    """The installed TensorFlow was compiled with CUDA, and for which CUDA/cuDNN.
+
+    Typical fix: pip uninstall the CPU-only package and pip install 'tensorflow[and-cuda]==X.*'.
+    """
+    v = view(snap)
+    tf = snap.tensorflow
+    if not v.tf_imports:
+        return skip("TensorFlow does not import (see tf.importable)")
+    if v.system == "Darwin":
+        return skip("macOS has no CUDA build of TensorFlow (see platform.macos-no-cuda)")
+    bi = tf.build_info or {}
+    details = {k: bi.get(k) for k in ("cuda_version", "cudnn_version", "cuda_compute_capabilities")}
+    if v.is_cuda_build:
+        cuda, _ = v.build_cuda()
+        cudnn, _ = v.build_cudnn()
+        return ok(f"TensorFlow {tf.version or ''} is a CUDA build: CUDA {cuda or 'unknown'}, "
+                  f"cuDNN {cudnn or 'unknown'}", details=details)
+    if v.is_cuda_build is None:
+        return unknown("tf.cuda_build", "TensorFlow's build info is not in the snapshot")
+    exp = gpu_expected(v, ctx)
+    if exp is False:
+        return ok(f"TensorFlow {tf.version} is a CPU-only build (fine: no GPU is used here)", details=details)
+    if exp is True:  # one root cause, one failure: the dedicated checks name the versioned fix
+        owner = "platform.windows-native-gpu" if v.native_windows else "tf.cpu-build-with-gpu"
+        return skip(f"TensorFlow {tf.version} is a CPU-only build on a GPU machine (see {owner})", details=details)
+    return ok(f"TensorFlow {tf.version} is a CPU-only build (whether a GPU is here is unknown)",
+              details={**details, "unknown": ["nvidia_hw"]})
+
+
+@check(id="tf.cpu-build-with-gpu", title="CPU-only TensorFlow on a machine with an NVIDIA GPU",
+       requires=("tf.version",))
+def tf_cpu_build_with_gpu(snap: Snapshot, ctx: Context) -> Result:
+    """An NVIDIA GPU is present but the installed TensorFlow (e.g. tensorflow-cpu) cannot use it.
+
+    Typical fix: pip uninstall -y tensorflow-cpu && pip install 'tensorflow[and-cuda]==X.*'
+    (tensorflow-gpu==X.* before 2.1).
+    """
+    v = view(snap)
+    gate = gpu_gate(v, ctx)
+    if gate is not None:
+        return gate
+    if v.system == "Darwin":
+        return skip("macOS: see platform.macos-no-cuda")
+    tf_v = v.tf_version
+    assert tf_v is not None
+    if v.native_windows and tf_v >= Version("2.11"):
+        return skip("native Windows with TensorFlow >= 2.11: see platform.windows-native-gpu")
+    os_ = v.tf_os or LINUX
+    dist = snap.tensorflow.distribution or "tensorflow"
+    details = {"distribution": dist, "tf": str(tf_v), "gpus": len(v.gpus or [])}
+    if v.is_cuda_build is None:
+        return unknown("tf.cuda_build", f"unknown whether {dist} {tf_v} is a CUDA build")
+    if v.is_cuda_build:
+        return ok(f"{dist} {tf_v} is a CUDA build", details=details)
+    b = newest_for_this_machine(v, ctx)
+    same = compat.tf_build_for(tf_v, os_)
+    if same is not None and b is not None and same.version <= b.version:
+        b = same  # keep the user's series when the driver and Python allow it
+    target = f"pip install '{compat.pip_spec(b, os_)}'" if b else "pip install 'tensorflow[and-cuda]'"
+    names = ", ".join(g.name or "?" for g in v.gpus or []) or "; ".join(v.hw_evidence)
+    return fail(f"{dist} {tf_v} is a CPU-only build on a machine with an NVIDIA GPU ({names})",
+                fix=f"pip uninstall -y {dist} && {target}", details=details)
+
+
+@check(id="tf.gpu-libs-loaded", title="TensorFlow loaded its GPU libraries and sees every GPU")
+def tf_gpu_libs_loaded(snap: Snapshot, ctx: Context) -> Result:
+    """When TensorFlow sees fewer GPUs than CUDA_VISIBLE_DEVICES selects, say why: the libraries it could not load.
+
+    Typical fix: install the CUDA/cuDNN named in TensorFlow's "Could not load dynamic library" line (or
+    tensorflow[and-cuda]); unset CUDA_VISIBLE_DEVICES.
+    """
+    v = view(snap)
+    gate = gpu_gate(v, ctx)
+    if gate is not None:
+        return gate
+    tf = snap.tensorflow
+    if v.tf_imports is False:
+        return skip("TensorFlow does not import (see tf.importable)")
+    if v.is_cuda_build is False:
+        return skip("CPU-only TensorFlow (see tf.cpu-build-with-gpu)")
+    failed = logs.failed_libs(snap)
+    dlopen = logs.find(snap, logs.DLOPEN_FAIL)
+    seen = len(tf.gpus) if tf.gpus is not None else None
+    selected = v.selected_gpus
+    expected = len(selected) if selected is not None else None
+    details: dict[str, object] = {"tf_gpus": seen, "expected": expected,
+                                  "CUDA_VISIBLE_DEVICES": snap.env.get("CUDA_VISIBLE_DEVICES")}
+    gpu_failed = [f for f in failed if f.stem not in ("nvinfer", "nvinfer_plugin", "cuda")]
+    if dlopen and not gpu_failed and not (seen and expected is not None and seen >= expected):
+        # TensorFlow says it skipped the GPU without naming the library: name what its build needs.
+        b = v.tf_build()
+        details["log_lines"] = dlopen[:1]
+        needs = (f"TensorFlow {b.series} needs CUDA {b.cuda} and cuDNN {b.cudnn}: " if b else "")
+        return fail(f"TensorFlow skipped the GPU: {logs.short(dlopen[0])}",
+                    fix=f"{needs}{install_fix(v, b)}; run with TF_CPP_MIN_LOG_LEVEL=0 to see the library it could not "
+                        "load", details=details)
+    if gpu_failed or dlopen:
+        if seen is not None and expected is not None and seen >= expected and seen > 0:
+            return ok(f"TensorFlow sees all {seen} GPU(s)", details=details)
+        details["log_lines"] = [f.line for f in gpu_failed] + dlopen
+        names = ", ".join(dict.fromkeys(f"{f.soname} ({f.component})" for f in gpu_failed)) or "GPU libraries"
+        owner = "cudnn.runtime-match" if gpu_failed and all(f.stem == "cudnn" for f in gpu_failed) \
+            else "cuda.runtime-match"
+        of = f"{seen} of {expected}" if seen is not None and expected is not None else "no"
+        # One root cause, one failure: the cuda/cudnn checks name the library and its pinned fix.
+        return skip(f"TensorFlow sees {of} GPU(s): it could not load {names} (see {owner})", details=details)
+    if seen is None:
+        return unknown("tf.gpus", "TensorFlow's GPU list is not in the snapshot")
+    if expected is None:
+        return unknown("gpus.selected", v.visibility.note if v.visibility else "GPU list unknown")
+    if seen >= expected:
+        return ok(f"TensorFlow sees all {seen} GPU(s)" + (f" ({v.visibility.note})" if v.visibility and
+                                                        v.visibility.note else ""), details=details)
+    for needles, owner in ((("Ignoring visible gpu device",), "gpu.compute-capability"),
+                           ((logs.DRIVER_INSUFFICIENT,), "driver.cuda-floor"),
+                           ((*logs.COMPAT_NOT_SUPPORTED, "failed call to cuInit"), "driver.cuda-init")):
+        lines = logs.find_any(snap, needles)
+        if lines:
+            details["log_lines"] = lines[:1]
+            return skip(f"TensorFlow sees {seen} of {expected} GPU(s): {logs.short(lines[0])} (see {owner})",
+                        details=details)
+    return warn(f"TensorFlow sees {seen} of {expected} GPU(s) and " +
+                ("its captured log says nothing about why" if v.log else "no TensorFlow log says why"),
+                fix="Run with TF_CPP_MIN_LOG_LEVEL=0 TF_CPP_MAX_VLOG_LEVEL=3 to see which library fails to load, and "
+                    "give that log to oddoctor check --log", details=details)
+
+
+CHECKS: list[Check] = [tf_importable, tf_cuda_build, tf_cpu_build_with_gpu, tf_gpu_libs_loaded]
+
+
+@hookimpl
+def oddoctor_checks() -> list[Check]:
+    return list(CHECKS)
