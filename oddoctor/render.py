@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, TextIO
+from typing import Any, Optional, TextIO
 
 from oddoctor import __version__
 from oddoctor.checks import Result, Status
@@ -35,7 +35,7 @@ def report_to_dict(report: Report, *, strict: bool = False, origin: str = "this 
             "hostname": snap.hostname,
             "collected_at": snap.collected_at,
             "source": snap.source,
-            "facts": facts_summary(snap),
+            "facts": facts_summary(snap, report.target_tf),
         },
         "results": [r.to_dict() for r in report.results],
         "summary": {**counts, "total": len(report.results)},
@@ -52,11 +52,11 @@ def render_json(report: Report, *, strict: bool = False, origin: str = "this mac
     stream.flush()
 
 
-def facts_summary(snap: Snapshot) -> dict[str, Any]:
+def facts_summary(snap: Snapshot, target_tf: Optional[str] = None) -> dict[str, Any]:
     """The few facts a reader wants first, for the report header and the JSON summary (null: unknown)."""
     from oddoctor.view import view
 
-    v = view(snap)
+    v = view(snap, target_tf)
     tf = snap.tensorflow
     bi = tf.build_info or {}
     cuda, _ = v.build_cuda()
@@ -104,7 +104,7 @@ def render_human(report: Report, *, verbose: bool = False, strict: bool = False,
     stream = out or sys.stdout
     st = _Style(stream, color)
     snap = report.snapshot
-    f = facts_summary(snap)
+    f = facts_summary(snap, report.target_tf)
     w = stream.write
     host = f" ({snap.hostname})" if snap.hostname else ""
     w(st.paint(f"oddoctor {__version__}: diagnosis of {origin}{host}", "1"))
@@ -122,7 +122,13 @@ def render_human(report: Report, *, verbose: bool = False, strict: bool = False,
         w("  NVIDIA driver: none (no NVIDIA GPU on this machine)\n")
     else:
         w(f"  NVIDIA driver: unknown; {gpus}\n")
-    if f["tensorflow"]:
+    if report.target_tf:
+        tf = snap.tensorflow
+        installed = (f"installed: {tf.version}" if tf.installed and tf.version else "not installed"
+                     if tf.installed is False else "installed: unknown")
+        w(f"  TensorFlow {report.target_tf} judged (--tf; {installed}), built for CUDA {f['tf_build_cuda']}, "
+          f"cuDNN {f['tf_build_cudnn']}\n")
+    elif f["tensorflow"]:
         build = (f"built for CUDA {f['tf_build_cuda']}, cuDNN {f['tf_build_cudnn']}"
                  if f["tf_build_cuda"] else "CUDA build unknown")
         w(f"  TensorFlow {f['tensorflow']} ({snap.tensorflow.distribution or 'tensorflow'}), {build}\n")

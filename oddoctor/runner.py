@@ -19,6 +19,8 @@ class Report:
     results: list[Result] = field(default_factory=list)
     #: True when a check was abandoned while still running: the CLI exits with os._exit.
     hung: bool = False
+    #: ``check --tf``: the TensorFlow release the machine was judged for, instead of the installed one.
+    target_tf: Optional[str] = None
 
     def counts(self) -> dict[str, int]:
         out = {s.value: 0 for s in Status}
@@ -128,7 +130,7 @@ def run_checks(ps: PluginSet, snap: Snapshot, ctx: Optional[Context] = None, *,
     """Every selected check against ``snap``; plugin load/hook failures become ``error`` results."""
     ctx = ctx or Context()
     checks = collect_checks(ps)
-    report = Report(snapshot=snap)
+    report = Report(snapshot=snap, target_tf=ctx.target_tf)
     for err in ps.errors:
         cid = f"plugin.{_slug(err.plugin)}"
         if select([Check(id=cid, title="", func=lambda s: None)], only, skip):
@@ -137,7 +139,7 @@ def run_checks(ps: PluginSet, snap: Snapshot, ctx: Optional[Context] = None, *,
     # Foundations first; within an area, registration order (each built-in plugin lists its basic check first).
     from oddoctor.view import computed_once
 
-    with computed_once(snap):
+    with computed_once(snap, ctx.target_tf):
         for chk in sorted(select(checks, only, skip), key=lambda c: area_rank(c.id)):
             results, hung = _run_one(chk, snap, ctx)
             report.results.extend(results)

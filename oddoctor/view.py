@@ -90,6 +90,8 @@ class View:
     #: ImportError from ``import tensorflow``).
     tf_imports: Optional[bool] = None
     vendor_build: bool = False
+    #: ``check --tf X``: the machine is judged for TensorFlow X, which is not (or not as X) installed.
+    planned: Optional[Version] = None
     is_cuda_build: Optional[bool] = None
     driver: Optional[Version] = None
     driver_max_cuda: Optional[Version] = None
@@ -121,6 +123,16 @@ class View:
         probe = {"driver.version": "nvml", "gpus": "nvml", "gpu.memory": "nvml", "gpu.processes": "nvml",
                  "nvidia_hw": "hardware", "tf.version": "tensorflow", "tf.cuda_build": "tensorflow"}.get(fact, fact)
         return self.snap.why_unknown(probe)
+
+    @property
+    def build_info(self) -> dict:
+        """The installed TensorFlow's build info; empty when judging a planned release (it is another build)."""
+        return {} if self.planned is not None else (self.snap.tensorflow.build_info or {})
+
+    @property
+    def tf_gpus(self) -> Optional[list]:
+        """TensorFlow's GPU list; unknown for a planned release (not installed yet)."""
+        return None if self.planned is not None else self.snap.tensorflow.gpus
 
     @property
     def tf_os(self) -> Optional[str]:
@@ -158,7 +170,7 @@ class View:
         """CUDA version the installed TF was built with: its own build info first, else the tested table."""
         from oddoctor import compat
 
-        bi = self.snap.tensorflow.build_info or {}
+        bi = self.build_info
         v = compat.normalize_cuda(bi.get("cuda_version"))
         if v:
             return v, "tf.sysconfig.get_build_info()"
@@ -171,7 +183,7 @@ class View:
         """cuDNN version TF was built with; the tested table adds the minor when build info has the major only."""
         from oddoctor import compat
 
-        bi = self.snap.tensorflow.build_info or {}
+        bi = self.build_info
         v = compat.normalize_cudnn(bi.get("cudnn_version"))
         b = self.tf_build() if not self.vendor_build else None
         if v is not None and b is not None and len(v.release) == 1 and b.cudnn_version.major == v.major:
@@ -241,8 +253,8 @@ _FACTS: dict[str, Callable[[View], object]] = {
     "tf.cuda_build": lambda v: v.is_cuda_build,
     "tf.build_cuda": lambda v: v.build_cuda()[0],
     "tf.build_cudnn": lambda v: v.build_cudnn()[0],
-    "tf.gpus": lambda v: v.snap.tensorflow.gpus,
-    "tf.importable": lambda v: v.tf_imports,
+    "tf.gpus": lambda v: v.tf_gpus,
+    "tf.importable": lambda v: True if v.planned is not None else v.tf_imports,
     "driver.version": lambda v: v.driver,
     "driver.max_cuda": lambda v: v.driver_max_cuda,
     "nvidia_hw": lambda v: v.nvidia_hw,
@@ -265,19 +277,20 @@ FACT_NAMES = tuple(_FACTS)
 _CACHE_ATTR = "_oddoctor_view"
 
 
-def view(snap: Snapshot) -> View:
+def view(snap: Snapshot, target_tf: Optional[str] = None) -> View:
     """The derived view of ``snap``: the one :func:`computed_once` holds during a run, else a fresh one
     (a snapshot may change between two calls outside a run)."""
     cached = getattr(snap, _CACHE_ATTR, None)
     if isinstance(cached, View) and cached.snap is snap:
         return cached
-    return _derive(snap)
+    return _derive(snap, target_tf)
 
 
 @contextlib.contextmanager
-def computed_once(snap: Snapshot) -> Iterator[View]:
-    """Compute the view once for a run of checks over ``snap`` (which must not change meanwhile)."""
-    v = _derive(snap)
+def computed_once(snap: Snapshot, target_tf: Optional[str] = None) -> Iterator[View]:
+    """Compute the view once for a run of checks over ``snap`` (which must not change meanwhile);
+    ``target_tf`` judges the machine for that TensorFlow release instead of the installed one."""
+    v = _derive(snap, target_tf)
     object.__setattr__(snap, _CACHE_ATTR, v)
     try:
         yield v
@@ -286,10 +299,11 @@ def computed_once(snap: Snapshot) -> Iterator[View]:
             object.__delattr__(snap, _CACHE_ATTR)
 
 
-def _derive(snap: Snapshot) -> View:
+def _derive(snap: Snapshot, target_tf: Optional[str] = None) -> View:
     from oddoctor.compat import major_minor, normalize_cuda
 
     v = View(snap=snap)
+    v.planned = parse_version(target_tf) if target_tf else None
     p = snap.platform
     v.system = p.system or None
     v.wsl = p.is_wsl
@@ -298,7 +312,7 @@ def _derive(snap: Snapshot) -> View:
     v.container = p.in_container
     py = parse_version(snap.python.version)
     v.python = major_minor(py) if py is not None else None
-    v.log = _log_lines(snap)
+    v.log = _log_lines(snap, planned=v.planned is not None)
     conda_cuda = snap.conda is not None and bool(set(snap.conda.packages or {}) & _CONDA_CUDA)
     v.gpu_intent = bool(snap.expects_gpu) or conda_cuda or any(_GPU_WORDS.search(ln) for ln in snap.user_log)
     v.log_packages = _packages_from_log(v.log)
@@ -324,8 +338,10 @@ def _nvml_why(snap: Snapshot) -> str:
     return "NVML did not report it"
 
 
-def _log_lines(snap: Snapshot) -> list[str]:
+def _log_lines(snap: Snapshot, *, planned: bool = False) -> list[str]:
     tf = snap.tensorflow
+    if planned:  # the installed TensorFlow's words say nothing about another release
+        return list(dict.fromkeys(ln for ln in snap.user_log if ln.strip()))
     lines = list(tf.log_lines) + list(tf.probe.stderr_tail) + list(snap.user_log)
     if tf.probe.error:
         lines.extend(tf.probe.error.splitlines())
@@ -345,6 +361,13 @@ def _derive_tf(v: View) -> None:
         v.tf_distributions = dists_names
     elif dists is not None:
         v.tf_distributions = [d.name for d in dists]
+    if v.planned is not None:
+        v.tf_installed = True
+        v.tf_version = v.planned
+        v.tf_distributions = [d.name for d in tf.distributions] if tf.distributions is not None else None
+        v.is_cuda_build = _is_cuda_build(v, "tensorflow")
+        v.tf_imports = None
+        return
     v.tf_installed = tf.installed
     if v.tf_installed is None and (tf.version or tf.importable):
         v.tf_installed = True
@@ -367,16 +390,16 @@ def _derive_tf(v: View) -> None:
 def _is_cuda_build(v: View, dist: str) -> Optional[bool]:
     """Whether the installed TF can use CUDA at all: its own answer first, then what is known of it."""
     tf = v.snap.tensorflow
-    bi = tf.build_info or {}
+    bi = v.build_info
     if isinstance(bi.get("is_cuda_build"), bool):
         return bool(bi["is_cuda_build"])
-    if tf.built_with_cuda is not None:
+    if tf.built_with_cuda is not None and v.planned is None:
         return tf.built_with_cuda
     if dist in CPU_DISTRIBUTIONS:
         return False
     if v.vendor_build:
         return True
-    if tf.gpus:
+    if v.tf_gpus:
         return True
     t = v.tf_version
     if t is None:

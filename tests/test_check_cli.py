@@ -196,3 +196,48 @@ def test_macos_is_not_told_to_install_an_nvidia_driver():
     assert res["driver.present"]["status"] == "skip"
     assert res["tf.cuda-build"]["status"] == "skip"
     assert res["platform.macos-no-cuda"]["status"] in ("warn", "fail")
+
+
+# --- before the install: --tf judges the machine for a release ---------------------------------------------
+
+H200_IDLE = SNAPSHOTS / "corpus" / "real_h200_idle_no_tf.json"
+
+
+def test_tf_option_judges_a_real_machine_before_the_install():
+    # Collected on a real H200 (Python 3.12, driver 580, a CUDA 13 toolkit and torch's cuDNN 9 already there).
+    code, doc = run_json("check", "--from", str(H200_IDLE), "--tf", "2.15")
+    res = by_id(doc)
+    assert code == 1
+    assert res["python.tf-range"]["status"] == "fail" and "3.9-3.11" in res["python.tf-range"]["message"]
+    assert "tensorflow[and-cuda]==2.21.*" in res["python.tf-range"]["fix"]
+    imp = res["tf.importable"]
+    assert imp["status"] == "ok" and "pip install 'tensorflow[and-cuda]==2.15.*'" in imp["message"]
+    # tensorflow[and-cuda] brings its own CUDA 12.2 / cuDNN 8.9 wheels: the CUDA 13 toolkit does not shadow them.
+    assert res["cuda.runtime-match"]["status"] == "ok" and "nothing on LD_LIBRARY_PATH" in res[
+        "cuda.runtime-match"]["message"]
+    assert res["driver.cuda-floor"]["status"] == "ok" and "CUDA 12.2" in res["driver.cuda-floor"]["message"]
+    assert res["tf.gpu-libs-loaded"]["status"] == "skip" and doc["origin"].endswith("(--tf)")
+    code, doc = run_json("check", "--from", str(H200_IDLE), "--tf", "2.21")
+    assert code == 0, [r for r in doc["results"] if r["status"] in ("fail", "warn")]
+
+
+def test_tf_option_names_a_library_folder_that_would_shadow_the_wheels(tmp_path: Path):
+    snap = json.loads(H200_IDLE.read_text())
+    snap["cuda_libs"]["cudart"].insert(0, {"name": "cudart", "path": "/usr/local/cuda-13.0/lib64/libcudart.so.13",
+                                           "source": "ld_library_path", "version": "13.0", "loadable": True})
+    snap["nvml"]["driver_version"] = "470.82.01"
+    f = tmp_path / "snap.json"
+    f.write_text(json.dumps(snap))
+    code, doc = run_json("check", "--from", str(f), "--tf", "2.21")
+    res = by_id(doc)
+    r = res["cuda.runtime-match"]
+    assert code == 1 and r["status"] == "fail" and "would shadow" in r["message"]
+    assert r["fix"].startswith("Remove /usr/local/cuda-13.0/lib64 from LD_LIBRARY_PATH")
+    floor = res["driver.cuda-floor"]
+    assert floor["status"] == "fail" and ">= 525.60.13" in floor["fix"]
+
+
+@pytest.mark.parametrize("bad", ["9.9", "latest", "2"])
+def test_tf_option_refuses_an_unknown_release(bad: str):
+    proc = run_oddoctor("check", "--from", str(H200_IDLE), "--tf", bad)
+    assert proc.returncode == 2 and "not a TensorFlow release" in proc.stderr and "Traceback" not in proc.stderr

@@ -65,6 +65,11 @@ def check(
         Optional[Path], typer.Option("--log", help="A training/inference log or traceback you saw (- for stdin): "
                                      "TensorFlow's own words, added to the facts as evidence.")
     ] = None,
+    tf: Annotated[
+        Optional[str], typer.Option("--tf", metavar="VERSION",
+                                    help="Judge the machine for this TensorFlow release (e.g. 2.15) instead of the "
+                                         "installed one: before an install or an upgrade.")
+    ] = None,
     tf_timeout: TfTimeoutOpt = 60.0,
 ) -> None:
     """Diagnose this machine (or a snapshot) before training or serving.
@@ -81,7 +86,8 @@ def check(
         raise UsageError("--cpu and --gpu contradict each other: give one")
     if log is not None and str(log) == "-" and from_file is not None and str(from_file) == "-":
         raise UsageError("--from - and --log - both want stdin: give one of them as a file")
-    ctx = Context(min_vram_bytes=parse_size(min_vram) if min_vram else None, cpu_only=cpu, expect_gpu=gpu)
+    ctx = Context(min_vram_bytes=parse_size(min_vram) if min_vram else None, cpu_only=cpu, expect_gpu=gpu,
+                  target_tf=_tf_release(tf) if tf else None)
     user_log = read_log(log) if log is not None else None
     ps = make_plugin_manager(modules=plugin)
     if from_file is not None:
@@ -98,6 +104,8 @@ def check(
     if user_log is not None:
         snap.user_log = [*snap.user_log, *user_log]
         origin += f" with log {log}"
+    if ctx.target_tf:
+        origin += f", judged for TensorFlow {ctx.target_tf} (--tf)"
     report = run_checks(ps, snap, ctx, only=_split(only), skip=_split(skip))
     if json_out:
         render_json(report, strict=strict, origin=origin)
@@ -109,6 +117,20 @@ def check(
         sys.stderr.flush()
         os._exit(code)
     raise typer.Exit(code)
+
+
+def _tf_release(text: str) -> str:
+    """``--tf``: a TensorFlow release of the tested-build tables (2.15, 2.15.1, 1.15); else a usage error."""
+    from oddoctor import compat
+    from oddoctor.view import parse_version
+
+    v = parse_version(text)
+    rows = [b for os_ in compat.OSES for b in compat.builds(os_)]
+    if v is None or text.strip().count(".") < 1 or not any(compat.tf_build_for(v, os_) for os_ in compat.OSES):
+        series = sorted({b.series for b in rows}, key=lambda s: tuple(int(x) for x in s.split(".")))
+        raise UsageError(f"--tf {text}: not a TensorFlow release in the tested-build tables "
+                         f"({series[0]} to {series[-1]}); give e.g. --tf 2.15")
+    return str(v)
 
 
 #: A log longer than this keeps its last lines: the error a user pastes is at the end.

@@ -88,6 +88,8 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
         return _failed_lib(v, failed, want, b, details)
     if want is None:
         return unknown("tf.build_cuda", v.unknown("tf.build_cuda") or "")
+    if _brings_own_libs(v):
+        return _shadowing("CUDA runtime", libs, want, v, b, details)
     conda = _conda_not_on_path(v, want)
     if conda is not None:
         return fail(conda[0], fix=conda[1], details=details)
@@ -117,6 +119,28 @@ def cuda_runtime_match(snap: Snapshot, ctx: Context) -> Result:
                     fix=install_fix(v, b), details=details)
     return ok(f"CUDA runtime {got} at {first.path} ({first.source}) matches TensorFlow's CUDA {want}",
               details=details)
+
+
+def _brings_own_libs(v: View) -> bool:
+    """A planned TensorFlow >= 2.14 on Linux installs CUDA and cuDNN as pip wheels (tensorflow[and-cuda]), found
+    through its RUNPATH before any system library: only LD_LIBRARY_PATH can shadow them."""
+    return v.planned is not None and v.tf_os == LINUX and v.planned >= Version("2.14")
+
+
+def _shadowing(what: str, libs: Optional[list[LibFacts]], want: Version, v: View, b: Optional[TfBuild],
+               details: dict[str, object]) -> Result:
+    if libs is None:
+        return unknown("libs.cudart" if what.startswith("CUDA") else "libs.cudnn",
+                       "the CUDA library search did not run and the report does not say")
+    bad = [lib for lib in libs if lib.source == "ld_library_path" and _major(lib) not in (None, want.major)]
+    wheel = f"TensorFlow {v.planned} brings {what} {want} as pip wheels ({compat.pip_spec(b, LINUX) if b else ''})"
+    if bad:
+        d = dirname(bad[0].path or "")
+        return fail(f"{wheel}, but LD_LIBRARY_PATH puts {lib_desc(bad[0])} first: it would shadow them",
+                    fix=f"Remove {d} from LD_LIBRARY_PATH (or unset it) before running TensorFlow {v.planned}",
+                    details=details)
+    others = ", ".join(sorted({f"{lib.version} ({lib.source})" for lib in libs if lib.version})) or "none"
+    return ok(f"{wheel}; nothing on LD_LIBRARY_PATH shadows them (also on this machine: {others})", details=details)
 
 
 def _conda_not_on_path(v: View, want: Version) -> Optional[tuple[str, str]]:
@@ -213,6 +237,8 @@ def cudnn_runtime_match(snap: Snapshot, ctx: Context) -> Result:
                     "same major and an equal or newer minor are needed",
                     fix=cudnn_fix(v, compiled, cuda, b, libs or []), details=details)
     want, where = v.build_cudnn()
+    if want is not None and _brings_own_libs(v):
+        return _shadowing("cuDNN", libs, want, v, b, details)
     failed = [f for f in logs.failed_libs(snap) if f.stem == "cudnn"]
     not_found = logs.find_any(snap, logs.DNN_NOT_FOUND)
     if failed or not_found:

@@ -106,6 +106,8 @@ def gpu_visible(snap: Snapshot, ctx: Context) -> Result:
     if gate is not None:
         return gate
     tf = snap.tensorflow
+    if v.planned is not None:
+        return skip(f"TensorFlow {v.planned} is not installed yet (--tf): it cannot list GPUs")
     details: dict[str, object] = {"gpus": len(v.gpus) if v.gpus is not None else None,
                                   "tf_gpus": len(tf.gpus) if tf.gpus is not None else None}
     if snap.nvml.gpus == [] and snap.nvml.available:
@@ -242,7 +244,7 @@ def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
     kernel_lines = [ln for pat in logs.KERNEL_IMAGE_PATTERNS for ln in logs.find(snap, pat)]
     if v.is_cuda_build is False:
         return skip("TensorFlow is not a CUDA build")
-    bi = snap.tensorflow.build_info or {}
+    bi = v.build_info
     listed = bi.get("cuda_compute_capabilities")
     tf_v = v.tf_version
     os_ = v.tf_os or LINUX

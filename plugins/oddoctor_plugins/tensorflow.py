@@ -31,6 +31,13 @@ def tf_importable(snap: Snapshot, ctx: Context) -> Result:
     pr = tf.probe
     details = {"distribution": tf.distribution, "version": tf.version, "exit_code": pr.exit_code,
                "signal": pr.signal, "timed_out": pr.timed_out, "elapsed_s": pr.elapsed_s}
+    if v.planned is not None:
+        now = f"{tf.distribution or 'tensorflow'} {tf.version} is installed" if tf.installed and tf.version \
+            else "no TensorFlow is installed" if tf.installed is False else "the installed TensorFlow is unknown"
+        line = _planned_install(v, ctx)
+        details["install"] = line
+        return ok(f"judged for TensorFlow {v.planned} (--tf; {now}); the other checks say whether it fits; "
+                  f"install it with: {line}", details=details)
     if v.tf_imports:
         took = f", {pr.elapsed_s:.1f} s" if pr.elapsed_s is not None and tf.importable else ""
         how = "imports" if tf.importable else "ran (its own log shows it at work)"
@@ -74,6 +81,19 @@ def tf_importable(snap: Snapshot, ctx: Context) -> Result:
     return fail(f"`import tensorflow` failed: {logs.short(err)}", fix=fix, details=details)
 
 
+def _planned_install(v, ctx: Context) -> str:
+    """The pinned install line of the release judged with --tf, uninstalling what is there first."""
+    b = compat.tf_build_for(v.planned, v.tf_os or LINUX) if v.planned is not None else None
+    if b is None:
+        return f"pip install 'tensorflow=={v.planned}'"
+    gpu = gpu_expected(v, ctx) is not False
+    spec = compat.pip_spec(b, v.tf_os or LINUX) if gpu else f"tensorflow=={b.series}.*"
+    old = v.tf_distributions or []
+    # A plain `tensorflow` is replaced by pip itself; anything else (tensorflow-gpu, -cpu, several) goes first.
+    pre = f"pip uninstall -y {' '.join(old)} && " if old and old != ["tensorflow"] else ""
+    return f"{pre}pip install '{spec}'"
+
+
 def _last_error_line(lines: list[str]) -> str:
     """The line of a crash log that says what happened ('Fatal Python error: ...'), else the last one."""
     text = [ln.strip() for ln in lines if ln.strip()]
@@ -92,6 +112,8 @@ def tf_cuda_build(snap: Snapshot, ctx: Context) -> Result:
     """
     v = view(snap)
     tf = snap.tensorflow
+    if v.planned is not None:
+        return skip(f"TensorFlow {v.planned} is not installed yet (--tf)")
     if not v.tf_imports:
         return skip("TensorFlow does not import (see tf.importable)")
     if v.system == "Darwin":
@@ -162,6 +184,8 @@ def tf_gpu_libs_loaded(snap: Snapshot, ctx: Context) -> Result:
     if gate is not None:
         return gate
     tf = snap.tensorflow
+    if v.planned is not None:
+        return skip(f"TensorFlow {v.planned} is not installed yet (--tf): it has loaded no library")
     if v.tf_imports is False:
         return skip("TensorFlow does not import (see tf.importable)")
     if v.is_cuda_build is False:
