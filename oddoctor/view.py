@@ -237,8 +237,11 @@ class View:
 
 
 def _gpu_view_nvml(g: GpuFacts) -> GpuView:
+    free = g.memory_free_bytes
+    if free is None and g.memory_total_bytes is not None and g.memory_used_bytes is not None:
+        free = max(0, g.memory_total_bytes - g.memory_used_bytes)  # nvidia-smi shows used / total only
     return GpuView(index=g.index, name=g.name, uuid=g.uuid, compute_capability=g.compute_capability,
-                   total_bytes=g.memory_total_bytes, free_bytes=g.memory_free_bytes, used_bytes=g.memory_used_bytes,
+                   total_bytes=g.memory_total_bytes, free_bytes=free, used_bytes=g.memory_used_bytes,
                    processes=g.processes, source="nvml")
 
 
@@ -377,6 +380,11 @@ def _derive_tf(v: View) -> None:
     dist = (tf.distribution or "").lower().replace("_", "-")
     v.vendor_build = dist in VENDOR_DISTRIBUTIONS or "+nv" in (tf.version or "")
     v.is_cuda_build = _is_cuda_build(v, dist)
+    if v.vendor_build:
+        v.why["tf.build_cuda"] = v.why["tf.build_cudnn"] = (
+            f"{tf.distribution or 'tensorflow'} {tf.version or ''} is NVIDIA's build: its CUDA and cuDNN follow "
+            "NVIDIA's TensorFlow release notes (NGC container tags), not TensorFlow's tested-build table").replace(
+            "  ", " ")
     v.tf_imports = tf.importable
     if v.tf_imports is None:
         if any(_TF_IMPORT_FAILED.search(ln) for ln in v.log):

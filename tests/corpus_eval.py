@@ -55,9 +55,13 @@ def _plugins():
 
 
 def diagnose(snap) -> list[Any]:
+    return diagnose_with(snap, None)
+
+
+def diagnose_with(snap, ctx) -> list[Any]:
     from oddoctor.runner import run_checks
 
-    return run_checks(_plugins(), snap).results
+    return run_checks(_plugins(), snap, ctx).results
 
 
 def evaluate(path: Path, *, without_log: bool = False, log: Optional[list[str]] = None) -> Case:

@@ -152,3 +152,16 @@ def test_real_h200_with_a_selection_that_names_no_gpu():
     assert code == 1 and r["status"] == "fail" and "there is no GPU 1" in r["message"]
     assert "CUDA_VISIBLE_DEVICES=0" in r["fix"]
     assert res["gpu.other-processes"]["status"] == "skip" and res["gpu.min-vram"]["status"] == "skip"
+
+
+def test_no_message_or_fix_holds_a_placeholder_or_an_unknown_value():
+    """A fix never contains an unknown value ("None", an empty PATH entry) or an unfilled template field."""
+    from oddoctor.checks import Context
+    from tests.corpus_eval import diagnose_with
+
+    bad = re.compile(r"\bNone\b|\{[a-z_]+\}|=:\$|''|\[\]")
+    for path in CASES:
+        for ctx in (Context(), Context(expect_gpu=True), Context(target_tf="2.15")):
+            for r in diagnose_with(Snapshot.from_dict(raw(path)), ctx):
+                for text in (r.message, r.fix or ""):
+                    assert not bad.search(text), f"{path.stem} {r.id}: {text}"

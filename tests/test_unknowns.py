@@ -213,3 +213,23 @@ def test_display_server_is_not_a_shared_gpu():
                                                   kind="compute"))
     assert _run(snap, "gpu.other-processes").status is Status.WARN
     assert _run(snap, "memory.allow-growth").status is Status.WARN
+
+
+@pytest.mark.parametrize(("driver", "python", "pci", "expect", "never"), [
+    ("470.82.01", "3.10.12", None, "pip install 'tensorflow[and-cuda]==2.14.*'", None),
+    ("580.95.05", "3.12.3", None, "pip install 'tensorflow[and-cuda]==2.21.*'", None),
+    (None, "3.11.9", [], "pip install 'tensorflow==2.21.*'", "and-cuda"),  # no NVIDIA hardware: the CPU wheel
+    (None, "3.8.10", [], "pip install 'tensorflow==2.13.*'", "and-cuda"),
+])
+def test_install_fix_is_pinned_for_this_driver_python_and_os(driver, python, pci, expect, never):
+    snap = Snapshot()
+    snap.platform.system, snap.platform.machine, snap.python.version = "Linux", "x86_64", python
+    snap.tensorflow.installed = False
+    if driver:
+        snap.nvml.available, snap.nvml.driver_version = True, driver
+    snap.hardware.pci_nvidia = pci
+    if pci == []:
+        snap.hardware.dev_nvidia = []
+    r = _run(snap, "tf.importable")
+    assert r.status is Status.FAIL and r.fix == expect
+    assert never is None or never not in r.fix

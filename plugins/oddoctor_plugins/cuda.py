@@ -226,7 +226,7 @@ def cudnn_runtime_match(snap: Snapshot, ctx: Context) -> Result:
         line, m = mism[0]
         loaded, compiled = Version(logs.cudnn_version(m.group(1))), Version(logs.cudnn_version(m.group(2)))
         details.update(loaded=str(loaded), compiled=str(compiled), log_line=line)
-        where = f" from {libs[0].path} ({libs[0].source})" if libs else ""
+        where = f" from {libs[0].path} ({libs[0].source})" if libs and libs[0].path else ""
         if loaded > compiled:  # older TensorFlow wants the minor it was compiled with, exactly
             return fail(f"TensorFlow loaded cuDNN {loaded}{where} but was compiled with {compiled} and wants that "
                         f"version: {logs.short(line)}",
@@ -300,7 +300,22 @@ def cudnn_fix(v: View, want: Version, cuda: Optional[Version], b: Optional[TfBui
     return "; or ".join(parts) + f" (cuDNN {mm}.x or a newer {want.major}.x)"
 
 
-CHECKS: list[Check] = [cuda_runtime_match, cudnn_runtime_match]
+@check(id="cuda.tensorrt", title="TensorRT, which only TF-TRT needs")
+def cuda_tensorrt(snap: Snapshot) -> Result:
+    """TensorFlow's "Could not load dynamic library 'libnvinfer.so'" / "Could not find TensorRT" is harmless
+    unless models are converted with TF-TRT: said so, so that it is not taken for the cause of a failure.
+
+    Typical fix: none needed; for TF-TRT, install the TensorRT TensorFlow was built with (pip install tensorrt).
+    """
+    lines = [f.line for f in logs.failed_libs(snap) if f.stem in ("nvinfer", "nvinfer_plugin")]
+    lines += logs.find_any(snap, ("Could not find TensorRT", "TF-TRT Warning"))
+    if not lines:
+        return skip("TensorFlow's log says nothing about TensorRT")
+    return ok(f"TensorRT not found ({logs.short(lines[0], 120)}): harmless, only TF-TRT model conversion needs it "
+              "(for TF-TRT: pip install the tensorrt release of TensorFlow's build)", details={"log_line": lines[0]})
+
+
+CHECKS: list[Check] = [cuda_runtime_match, cudnn_runtime_match, cuda_tensorrt]
 
 
 @hookimpl

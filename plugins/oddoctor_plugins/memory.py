@@ -59,10 +59,14 @@ def memory_allow_growth(snap: Snapshot, ctx: Context) -> Result:
 
         return warn(f"the GPU is shared with {len(shared)} other compute process(es) ({who}) and TensorFlow would "
                     "reserve nearly all free memory at start", fix=fix, details=details)
-    if not any(g.processes is not None for g in selected) and not v.log:
+    listed = any(g.processes is not None for g in selected)
+    if not listed and not v.log:
         return unknown("gpu.processes", v.unknown("gpu.processes") or "no process list and no TensorFlow log")
-    return ok("GPU not shared with other compute jobs and no cuDNN/allocator start-up failure in TensorFlow's log",
-              details=details)
+    if not listed:
+        return ok("no cuDNN/allocator start-up failure in TensorFlow's log (the GPU's process list is unknown)",
+                  details=details)
+    return ok("GPU not shared with other compute jobs" + (" and no cuDNN/allocator start-up failure in TensorFlow's "
+                                                          "log" if v.log else ""), details=details)
 
 
 @check(id="memory.out-of-memory", title="TensorFlow did not run out of GPU memory")
@@ -88,9 +92,11 @@ def memory_out_of_memory(snap: Snapshot, ctx: Context) -> Result:
     others = ""
     if busy:
         others = "stop the other jobs on the GPU (" + ", ".join(f"pid {p.pid}" for _, p in busy[:3]) + "), or "
+    tf1 = v.tf_version is not None and v.tf_version.major == 1
+    precision = "" if tf1 else ", or use mixed precision (tf.keras.mixed_precision.set_global_policy('mixed_float16'))"
     return fail(f"TensorFlow ran out of GPU memory: {logs.short(line)}" + (f" ({facts})" if facts else ""),
                 fix=f"{others}lower the batch size (Object Detection API: train_config.batch_size in the pipeline "
-                    "config) or the input size (image_resizer){precision}; `oddoctor check --min-vram` tells what a "
+                    f"config) or the input size (image_resizer){precision}; `oddoctor check --min-vram` tells what a "
                     "GPU has free", details={"log_line": line})
 
 

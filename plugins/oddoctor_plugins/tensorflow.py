@@ -123,8 +123,9 @@ def tf_cuda_build(snap: Snapshot, ctx: Context) -> Result:
     if v.is_cuda_build:
         cuda, _ = v.build_cuda()
         cudnn, _ = v.build_cudnn()
-        return ok(f"TensorFlow {tf.version or ''} is a CUDA build: CUDA {cuda or 'unknown'}, "
-                  f"cuDNN {cudnn or 'unknown'}", details=details)
+        name = f"TensorFlow {tf.version}" if tf.version else "TensorFlow"
+        built = f": CUDA {cuda}, cuDNN {cudnn}" if cuda and cudnn else " (its CUDA/cuDNN versions are not known)"
+        return ok(f"{name} is a CUDA build{built}", details=details)
     if v.is_cuda_build is None:
         return unknown("tf.cuda_build", "TensorFlow's build info is not in the snapshot")
     exp = gpu_expected(v, ctx)
