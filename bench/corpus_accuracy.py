@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     files = corpus_files()
     cases = [evaluate(p) for p in files]
     text = table(cases)
-    gaps = [(p.stem, raw(p)["_expect"]["known_gap"]) for p in files if raw(p)["_expect"].get("known_gap")]
+    gaps = [(p.stem, raw(p)["_expect"]["why"]) for p in files if raw(p)["_expect"].get("kind") == "undiagnosable"]
     if gaps:
-        text += "\nCases the report does not state enough to diagnose (`_expect.known_gap`):\n\n"
+        text += "\nReports that do not state enough to diagnose (the right answer is \"could not tell\"):\n\n"
         text += "".join(f"- {name}: {why}\n" for name, why in gaps)
     print(text)
     if args.write:

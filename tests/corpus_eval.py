@@ -18,7 +18,7 @@ CORPUS = Path(__file__).parent / "snapshots" / "corpus"
 @dataclass
 class Case:
     name: str
-    kind: str  # "broken" or "healthy"
+    kind: str  # "broken", "healthy" or "undiagnosable" (the report does not state enough: say so, invent nothing)
     root_cause: Optional[str]
     want: Optional[str]  # expected status of the root cause
     got: Optional[str]  # its status
@@ -29,8 +29,8 @@ class Case:
 
     @property
     def right(self) -> bool:
-        if self.kind == "healthy":
-            return not self.extras
+        if self.kind in ("healthy", "undiagnosable"):
+            return not self.extras and not self.missing_in_fix
         return self.got == self.want and not self.missing_in_fix
 
 
@@ -86,6 +86,15 @@ def score(name: str, exp: dict[str, Any], results: list[Any]) -> Case:
     extras = [f"{r.id}:{r.status.value}" for r in bad if r.id != root and also.get(r.id) != r.status.value]
     if kind == "healthy":
         return Case(name, kind, None, None, None, None, extras=extras)
+    if kind == "undiagnosable":
+        # A doctor that names the wrong cause is worse than none: the checks that would own the cause must say
+        # "could not tell", and nothing may fail but what the stated facts show.
+        may = set(exp.get("may_fail", []))
+        extras = [e for e in extras if e.split(":")[0] not in may]
+        silent = [c for c in exp.get("could_not_tell", [])
+                  if not (by_id.get(c) and by_id[c].status.value == "skip" and by_id[c].message.startswith(
+                      "could not tell"))]
+        return Case(name, kind, None, None, None, None, missing_in_fix=silent, extras=extras)
     r = by_id.get(root)
     fix = r.fix if r is not None else None
     missing = [s for s in exp.get("fix_contains", []) if s.lower() not in (fix or "").lower()]
@@ -97,12 +106,15 @@ def table(cases: list[Case]) -> str:
     """The accuracy table as Markdown."""
     broken = [c for c in cases if c.kind == "broken"]
     healthy = [c for c in cases if c.kind == "healthy"]
+    unknown = [c for c in cases if c.kind == "undiagnosable"]
     right = sum(c.right for c in broken)
     clean = sum(c.right for c in healthy)
     extra = sum(len(c.extras) for c in cases)
     lines = [
         f"- Broken machines diagnosed right (root cause with its fix): **{right}/{len(broken)}**",
         f"- Healthy machines clean (no fail, warn or error): **{clean}/{len(healthy)}**",
+        f"- Reports that do not state enough to diagnose, answered \"could not tell\" with no invented cause: "
+        f"**{sum(c.right for c in unknown)}/{len(unknown)}**",
         f"- Other fail/warn results: **{extra}** over {len(cases)} cases "
         f"({extra / max(len(cases), 1):.2f} per case)",
         "",
@@ -112,6 +124,9 @@ def table(cases: list[Case]) -> str:
     for c in cases:
         if c.kind == "healthy":
             exp_txt, got_txt, fix_txt = "healthy", "clean" if c.right else "not clean", ""
+        elif c.kind == "undiagnosable":
+            exp_txt, got_txt = "could not tell", "could not tell" if c.right else "guessed"
+            fix_txt = ""
         else:
             exp_txt = f"`{c.root_cause}` {c.want}"
             got_txt = c.got or "absent"

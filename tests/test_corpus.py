@@ -3,8 +3,10 @@ collected on real hardware (tests/snapshots/corpus/README.md). Each broken case 
 the fix that worked; each healthy one must come out clean; the user's log alone (``--log``) must name the same
 root cause as the snapshot that carries it.
 
-A case whose report does not state enough to diagnose it says so in ``_expect.known_gap``: it is a strict
-xfail, so the day it is diagnosed the test fails until the gap note is removed.
+A case whose report does not state enough to diagnose it is "undiagnosable": the checks that would own its cause
+must say "could not tell", and nothing may fail that the stated facts do not show (a doctor that names the wrong
+cause is worse than none). A broken case that is not diagnosed yet carries ``_expect.known_gap``: a strict xfail,
+so the day it is diagnosed the test fails until the note is removed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from tests.corpus_eval import corpus_files, evaluate, raw, table
 CASES = corpus_files()
 BROKEN = [p for p in CASES if raw(p)["_expect"].get("kind", "broken") == "broken"]
 HEALTHY = [p for p in CASES if raw(p)["_expect"].get("kind") == "healthy"]
+UNDIAGNOSABLE = [p for p in CASES if raw(p)["_expect"].get("kind") == "undiagnosable"]
 WITH_LOG = [p for p in BROKEN if raw(p).get("user_log")]
 SNAPSHOT_SCHEMA = json.loads((REPO / "oddoctor" / "schemas" / "snapshot.schema.json").read_text())
 REPORT_SCHEMA = json.loads((REPO / "oddoctor" / "schemas" / "check-report.schema.json").read_text())
@@ -41,7 +44,7 @@ def _param(paths: list[Path]) -> list:
 
 
 def test_corpus_size_and_provenance():
-    assert len(BROKEN) >= 66 and len(HEALTHY) >= 10  # 26 rewritten + 40 new broken; 10 healthy
+    assert len(BROKEN) + len(UNDIAGNOSABLE) >= 66 and len(HEALTHY) >= 10  # 26 rewritten + 40 new; 10 healthy
     real = [p for p in CASES if p.stem.startswith("real_")]
     assert len(real) >= 3
     for path in CASES:
@@ -55,8 +58,11 @@ def test_corpus_size_and_provenance():
         assert rep["quote"].strip(), f"{path.name}: the report's exact text is missing"
         assert isinstance(rep.get("unknowns"), list), f"{path.name}: list what the report does not state"
         exp = data["_expect"]
+        assert exp.get("kind", "broken") in ("broken", "healthy", "undiagnosable"), path.name
         if exp.get("kind", "broken") == "broken":
             assert exp["root_cause"] and exp["status"] in ("fail", "warn"), path.name
+        if exp.get("kind") == "undiagnosable":
+            assert exp["why"] and exp["could_not_tell"], path.name
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: p.stem)
@@ -78,6 +84,13 @@ def test_broken_case_names_its_root_cause_and_fix(path: Path):
 @pytest.mark.parametrize("path", _param(HEALTHY))
 def test_healthy_case_is_clean(path: Path):
     case = evaluate(path)
+    assert case.extras == []
+
+
+@pytest.mark.parametrize("path", _param(UNDIAGNOSABLE))
+def test_undiagnosable_case_says_could_not_tell_and_invents_nothing(path: Path):
+    case = evaluate(path)
+    assert case.missing_in_fix == [], f"these checks should say 'could not tell': {case.missing_in_fix}"
     assert case.extras == []
 
 
@@ -138,7 +151,7 @@ def test_bad_log_is_a_usage_error(tmp_path: Path, args: list[str], expect: str):
 def test_accuracy_table_reports_every_case():
     cases = [evaluate(p) for p in CASES]
     text = table(cases)
-    assert f"/{len(BROKEN)}**" in text and f"/{len(HEALTHY)}**" in text
+    assert f"/{len(BROKEN)}**" in text and f"/{len(HEALTHY)}**" in text and f"/{len(UNDIAGNOSABLE)}**" in text
     assert len([ln for ln in text.splitlines() if ln.startswith("| ✓") or ln.startswith("| ✗")]) == len(CASES)
 
 
