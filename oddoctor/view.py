@@ -14,11 +14,14 @@ import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from packaging.version import InvalidVersion, Version
 
 from oddoctor.snapshot import GpuFacts, GpuProcess, LibFacts, Snapshot
+
+if TYPE_CHECKING:
+    from oddoctor.compat.data import TfBuild
 
 #: Process names of display servers and desktops: a GPU they hold a little of is not "shared".
 GRAPHICS_PROCESS_NAMES = re.compile(
@@ -158,7 +161,7 @@ class View:
     def native_windows(self) -> bool:
         return self.system == "Windows" and not self.wsl
 
-    def tf_build(self):  # -> Optional[TfBuild]
+    def tf_build(self) -> Optional[TfBuild]:
         """The tested build row of the installed TensorFlow, where the table has it."""
         from oddoctor import compat
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Optional
 
+from packaging.version import Version
+
 from oddoctor import compat, hookimpl
 from oddoctor.checks import Check, Context, Result, check, fail, ok, skip, unknown, warn
 from oddoctor.compat import logs
@@ -17,9 +19,11 @@ from oddoctor.view import GpuView, is_graphics_process
 from oddoctor_plugins._advice import (
     JIT_CACHE,
     LINUX,
+    View,
     cc_fix,
     gpu_expected,
     gpu_gate,
+    newest_for_this_machine,
     no_wheel_fix,
     tf_for_cc,
     view,
@@ -27,6 +31,19 @@ from oddoctor_plugins._advice import (
 
 #: Another process holding more than this share of a GPU's memory is worth a warning.
 OTHER_PROCESS_SHARE = 0.5
+
+
+def _selected(v: View, ctx: Context) -> list[GpuView] | Result:
+    """The GPUs CUDA_VISIBLE_DEVICES selects, or the skip a per-GPU check returns when there are none to judge."""
+    gate = gpu_gate(v, ctx)
+    if gate is not None:
+        return gate
+    selected = v.selected_gpus
+    if selected is None:
+        return unknown("gpus.selected", v.visibility.note if v.visibility else "GPU list unknown")
+    if not selected:
+        return skip("CUDA_VISIBLE_DEVICES selects no GPU (see gpu.cuda-visible-devices)")
+    return selected
 
 
 def _index_list(gpus: list[GpuView]) -> str:
@@ -136,14 +153,9 @@ def gpu_min_vram(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     Typical fix: stop the processes holding the GPU, pick another with CUDA_VISIBLE_DEVICES, or lower the batch.
     """
     v = view(snap)
-    gate = gpu_gate(v, ctx)
-    if gate is not None:
-        return gate
-    selected = v.selected_gpus
-    if selected is None:
-        return unknown("gpus.selected", v.visibility.note if v.visibility else "GPU list unknown")
-    if not selected:
-        return skip("CUDA_VISIBLE_DEVICES selects no GPU (see gpu.cuda-visible-devices)")
+    selected = _selected(v, ctx)
+    if isinstance(selected, Result):
+        return selected
     gpus = [g for g in selected if g.free_bytes is not None]
     if not gpus:
         return unknown("gpu.memory", v.unknown("gpu.memory") or "NVML gave no memory figures")
@@ -183,14 +195,9 @@ def gpu_other_processes(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     another GPU; export TF_FORCE_GPU_ALLOW_GROWTH=true to share.
     """
     v = view(snap)
-    gate = gpu_gate(v, ctx)
-    if gate is not None:
-        return gate
-    selected = v.selected_gpus
-    if selected is None:
-        return unknown("gpus.selected", v.visibility.note if v.visibility else "GPU list unknown")
-    if not selected:
-        return skip("CUDA_VISIBLE_DEVICES selects no GPU (see gpu.cuda-visible-devices)")
+    selected = _selected(v, ctx)
+    if isinstance(selected, Result):
+        return selected
     gpus = [g for g in selected if g.total_bytes and g.processes is not None]
     if not gpus:
         return unknown("gpu.processes", v.unknown("gpu.processes") or "NVML gave no process list")
@@ -293,16 +300,15 @@ def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
     return ok("; ".join(lines) + f" (compiled: {archs_text})", details=details)
 
 
-def _without_coverage(v, tf_v, kernel_lines: list[str], archs_unknown: bool, cc_known: bool) -> Result:
+def _without_coverage(v: View, tf_v: Optional[Version], kernel_lines: list[str], archs_unknown: bool,
+                      cc_known: bool) -> Result:
     """Judge from TensorFlow's own words when the compiled list or the GPU's compute capability is unknown."""
     jit = v.find_re(logs.NOT_BUILT_FOR_CC)
     if kernel_lines:
-        gpu = next((g for g in v.gpus or [] if g.compute_capability), None)
-        if gpu is not None:
-            fix = cc_fix(v, gpu.compute_capability)
+        cc = next((g.compute_capability for g in v.gpus or [] if g.compute_capability), None)
+        if cc is not None:
+            fix = cc_fix(v, cc)
         else:
-            from oddoctor_plugins._advice import newest_for_this_machine
-
             b = newest_for_this_machine(v, _CTX_GPU)
             fix = (f"Install a TensorFlow whose wheel has code for your GPU's compute capability (nvidia-smi "
                    f"--query-gpu=compute_cap --format=csv): {compat.pip_install(b, v.tf_os or LINUX)} is the newest"

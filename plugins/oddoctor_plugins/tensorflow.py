@@ -10,6 +10,7 @@ from oddoctor.compat import logs
 from oddoctor.snapshot import Snapshot
 from oddoctor_plugins._advice import (
     LINUX,
+    View,
     gpu_expected,
     gpu_gate,
     install_fix,
@@ -81,7 +82,7 @@ def tf_importable(snap: Snapshot, ctx: Context) -> Result:
     return fail(f"`import tensorflow` failed: {logs.short(err)}", fix=fix, details=details)
 
 
-def _planned_install(v, ctx: Context) -> str:
+def _planned_install(v: View, ctx: Context) -> str:
     """The pinned install line of the release judged with --tf, uninstalling what is there first."""
     b = compat.tf_build_for(v.planned, v.tf_os or LINUX) if v.planned is not None else None
     if b is None:
