@@ -160,7 +160,6 @@ def gpu_min_vram(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     if not gpus:
         return unknown("gpu.memory", v.unknown("gpu.memory") or "NVML gave no memory figures")
     need = ctx.min_vram_bytes
-    others = [g for g in (v.gpus or []) if g not in selected and g.free_bytes is not None]
     results: list[Result] = []
     for g in gpus:
         rid = f"gpu.min-vram.gpu{g.index}"
@@ -178,7 +177,8 @@ def gpu_min_vram(snap: Snapshot, ctx: Context) -> Result | list[Result]:
                                 details=details, id=rid))
         else:
             holders = ", ".join(f"pid {p.pid} {p.name or ''}".strip() for p in g.processes or []) or "none listed"
-            roomy = [o for o in others if (o.free_bytes or 0) >= need]
+            roomy = sorted((o for o in v.gpus or [] if o is not g and (o.free_bytes or 0) >= need),
+                           key=lambda o: -(o.free_bytes or 0))
             pick = (f"export CUDA_VISIBLE_DEVICES={roomy[0].index} ({format_bytes(roomy[0].free_bytes)} free)"
                     if roomy else "pick another GPU with CUDA_VISIBLE_DEVICES")
             results.append(fail(f"{what}, {format_bytes(need)} asked (processes: {holders})",
