@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import json
 import socket
+import threading
 from typing import Any, Callable, Optional, TypeVar
 
 from oddoctor import __version__
@@ -50,6 +51,40 @@ def collect_snapshot(
         hostname=socket.gethostname(),
     )
     errs = snap.probe_errors
+    # TensorFlow's import is the slow part: it runs in its child while everything else is probed here.
+    say(f"importing TensorFlow in a child process (timeout {tf_timeout_s:g} s)")
+    tf_errs: list[ProbeError] = []
+    tf_box: dict[str, TensorFlowFacts] = {}
+    cancel, finished = threading.Event(), threading.Event()
+
+    def probe_tf() -> None:
+        try:
+            tf_box["facts"] = _guarded(tf_errs, "tensorflow", lambda: tf_probe.probe_tensorflow(
+                timeout_s=tf_timeout_s, python=python, errors=tf_errs, cancel=cancel), TensorFlowFacts())
+        finally:
+            finished.set()
+
+    tf_thread = threading.Thread(target=probe_tf, name="oddoctor-tf-probe", daemon=True)
+    tf_thread.start()
+    try:
+        _probe_the_rest(snap, errs, say)
+        if ps is not None:
+            _plugin_facts(snap, ps, say)
+        say("waiting for the TensorFlow probe")
+        while not finished.wait(0.2):  # short waits: Ctrl-C and SIGTERM are handled in this thread
+            pass
+    except BaseException:
+        # The probe kills its child's process group and removes its temp folder. (Not Thread.join: a join that
+        # a signal interrupted returns at once ever after.)
+        cancel.set()
+        finished.wait(10)
+        raise
+    snap.tensorflow = tf_box.get("facts", TensorFlowFacts())
+    errs.extend(tf_errs)
+    return snap
+
+
+def _probe_the_rest(snap: Snapshot, errs: list[ProbeError], say: Callable[[str], None]) -> None:
     say("probing platform and Python")
     snap.platform = _guarded(errs, "platform", lambda: system.probe_platform(errors=errs), PlatformFacts())
     snap.python = _guarded(errs, "python", system.probe_python, PythonFacts())
@@ -64,26 +99,41 @@ def collect_snapshot(
     say("reading installed Python packages and the conda environment")
     snap.packages = _guarded(errs, "packages", lambda: packages.probe_packages(errors=errs), None)
     snap.conda = _guarded(errs, "conda", lambda: packages.probe_conda(errors=errs), None)
-    say(f"importing TensorFlow in a child process (timeout {tf_timeout_s:g} s)")
-    snap.tensorflow = _guarded(errs, "tensorflow", lambda: tf_probe.probe_tensorflow(
-        timeout_s=tf_timeout_s, python=python, errors=errs), TensorFlowFacts())
-    if ps is not None:
-        _plugin_facts(snap, ps, say)
-    return snap
+
+
+#: Seconds a plugin's fact probe may take before it is abandoned (recorded as a probe error).
+FACT_PROBE_TIMEOUT_S = 10.0
 
 
 def _plugin_facts(snap: Snapshot, ps: PluginSet, say: Callable[[str], None]) -> None:
     for plugin, fact, probe in collect_fact_probes(ps):
         say(f"collecting fact {fact!r} from plugin {plugin}")
-        try:
-            value: Any = probe()
-            json.dumps(value)
-        except Exception as e:  # noqa: BLE001 - a plugin's probe failing is recorded, not raised
-            snap.probe_errors.append(ProbeError(
-                fact=f"extra.{fact}",
-                error=f"could not collect {fact} (plugin {plugin}): {type(e).__name__}: {e}"))
+        box: dict[str, Any] = {}
+
+        def run(probe: Callable[[], Any] = probe, box: dict[str, Any] = box) -> None:
+            try:
+                box["value"] = probe()
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin's probe failing is recorded
+                box["exc"] = e
+
+        th = threading.Thread(target=run, name=f"oddoctor-fact-{fact}", daemon=True)
+        th.start()
+        th.join(FACT_PROBE_TIMEOUT_S)
+        why = None
+        if th.is_alive():
+            why = f"did not finish within {FACT_PROBE_TIMEOUT_S:g} s"
+        elif "exc" in box:
+            why = f"{type(box['exc']).__name__}: {box['exc']}"
+        else:
+            try:
+                json.dumps(box.get("value"), allow_nan=False)
+            except (TypeError, ValueError) as e:
+                why = f"not JSON-serialisable ({e})"
+        if why is not None:
+            snap.probe_errors.append(ProbeError(fact=f"extra.{fact}",
+                                                error=f"could not collect {fact} (plugin {plugin}): {why}"))
             continue
-        snap.extra[fact] = value
+        snap.extra[fact] = box.get("value")
     for err in ps.errors:
         if err.stage == "oddoctor_facts":
             snap.probe_errors.append(ProbeError(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import pluggy
 
@@ -28,6 +28,9 @@ class PluginSet:
 
     pm: pluggy.PluginManager
     errors: list[PluginError] = field(default_factory=list)
+    #: The checks, once collected: each hook is called once per plugin set (a second call would record a
+    #: failing plugin twice).
+    checks: Optional[list[Check]] = None
 
 
 def _describe(exc: BaseException) -> str:
@@ -51,14 +54,14 @@ def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None 
             seen.add(ep.name)
             try:
                 plugin = ep.load()
-            except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
                 ps.errors.append(PluginError(ep.name, _describe(e), "load"))
                 continue
             _register(ps, plugin, ep.name)
     for name in modules or []:
         try:
             plugin = importlib.import_module(name)
-        except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
             ps.errors.append(PluginError(name, _describe(e), "load"))
             continue
         _register(ps, plugin, name)
@@ -70,7 +73,7 @@ def _register(ps: PluginSet, plugin: object, name: str) -> None:
         return
     try:
         ps.pm.register(plugin, name=name)
-    except Exception as e:  # noqa: BLE001 - pluggy validates hook signatures at registration
+    except (Exception, SystemExit) as e:  # noqa: BLE001 - pluggy validates hook signatures at registration
         ps.errors.append(PluginError(name, _describe(e), "load"))
 
 
@@ -82,19 +85,21 @@ def _call_each(ps: PluginSet, hook_name: str) -> list[tuple[str, Any]]:
         name = ps.pm.get_name(impl.plugin) or repr(impl.plugin)
         try:
             out.append((name, impl.function()))
-        except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
             ps.errors.append(PluginError(name, _describe(e), hook_name))
     return out
 
 
 def collect_checks(ps: PluginSet) -> list[Check]:
-    """Every registered check, in registration order, each tagged with its plugin's name."""
+    """Every registered check, in registration order, each tagged with its plugin's name (collected once)."""
+    if ps.checks is not None:
+        return list(ps.checks)
     checks: list[Check] = []
     seen: dict[str, str] = {}
     for plugin, returned in _call_each(ps, "oddoctor_checks"):
         try:
             items = list(returned or [])
-        except Exception as e:  # noqa: BLE001 - a plugin failure is a result, not a crash
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
             ps.errors.append(PluginError(plugin, _describe(e), "oddoctor_checks"))
             continue
         for item in items:
@@ -110,7 +115,8 @@ def collect_checks(ps: PluginSet) -> list[Check]:
             seen[item.id] = plugin
             item.plugin = plugin
             checks.append(item)
-    return checks
+    ps.checks = checks
+    return list(checks)
 
 
 def collect_fact_probes(ps: PluginSet) -> list[tuple[str, str, Callable[[], Any]]]:

@@ -81,6 +81,16 @@ def facts_summary(snap: Snapshot, target_tf: Optional[str] = None) -> dict[str, 
     }
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
+
+
+def clean(text: object) -> str:
+    """Text from facts, made safe for a terminal: control characters (escape sequences, a newline that would
+    forge a result line) are shown escaped, never interpreted."""
+    return str(text).translate(_CONTROL)
+
+
 class _Style:
     def __init__(self, stream: TextIO, color: bool) -> None:
         self.color = color
@@ -106,11 +116,13 @@ def render_human(report: Report, *, verbose: bool = False, strict: bool = False,
     snap = report.snapshot
     f = facts_summary(snap, report.target_tf)
     w = stream.write
-    host = f" ({snap.hostname})" if snap.hostname else ""
-    w(st.paint(f"oddoctor {__version__}: diagnosis of {origin}{host}", "1"))
-    w(f", collected {snap.collected_at}\n" if snap.collected_at else "\n")
+    host = f" ({clean(snap.hostname)})" if snap.hostname else ""
+    w(st.paint(f"oddoctor {__version__}: diagnosis of {clean(origin)}{host}", "1"))
+    w(f", collected {clean(snap.collected_at)}\n" if snap.collected_at else "\n")
     if snap.source not in ("", "collected"):
-        w(f"  source: {snap.source}\n")
+        w(f"  source: {clean(snap.source)}\n")
+    f = {k: clean(val) if isinstance(val, str) else [clean(x) for x in val] if isinstance(val, list) else val
+         for k, val in f.items()}
     w(f"  Python {f['python'] or 'unknown'} on {f['platform'] or 'unknown platform'}"
       + (f", {f['distro']}" if f["distro"] else "") + "\n")
     gpus = "no GPU listed" if f["gpus"] == [] else "GPUs unknown" if f["gpus"] is None else "; ".join(f["gpus"])
@@ -131,7 +143,7 @@ def render_human(report: Report, *, verbose: bool = False, strict: bool = False,
     elif f["tensorflow"]:
         build = (f"built for CUDA {f['tf_build_cuda']}, cuDNN {f['tf_build_cudnn']}"
                  if f["tf_build_cuda"] else "CUDA build unknown")
-        w(f"  TensorFlow {f['tensorflow']} ({snap.tensorflow.distribution or 'tensorflow'}), {build}\n")
+        w(f"  TensorFlow {f['tensorflow']} ({clean(snap.tensorflow.distribution or 'tensorflow')}), {build}\n")
     elif f["tf_installed"] is False:
         w("  TensorFlow: not installed\n")
     else:
@@ -147,19 +159,19 @@ def render_human(report: Report, *, verbose: bool = False, strict: bool = False,
 
 
 def _render_result(r: Result, st: _Style, w: Any, width: int, verbose: bool) -> None:
-    w(f"{st.mark(r.status)} {r.id.ljust(width)}  {r.message}\n")
+    w(f"{st.mark(r.status)} {clean(r.id).ljust(width)}  {clean(r.message)}\n")
     pad = " " * 4
     if r.fix and r.status in (Status.FAIL, Status.WARN, Status.ERROR):
         arrow = "→" if st.unicode else "->"
-        w(pad + st.paint(f"{arrow} fix: {r.fix}", "36") + "\n")
+        w(pad + st.paint(f"{arrow} fix: {clean(r.fix)}", "36") + "\n")
     if verbose:
-        w(f"{pad}{r.title} [plugin {r.plugin}, {r.duration_s * 1000:.1f} ms]\n")
+        w(f"{pad}{clean(r.title)} [plugin {clean(r.plugin)}, {r.duration_s * 1000:.1f} ms]\n")
         for k, v in r.details.items():
             text = v if isinstance(v, str) else json.dumps(v, default=str)
             lines = text.splitlines() or [""]
-            w(f"{pad}  {k}: {lines[0]}\n")
+            w(f"{pad}  {clean(k)}: {clean(lines[0])}\n")
             for ln in lines[1:]:
-                w(f"{pad}    {ln}\n")
+                w(f"{pad}    {clean(ln)}\n")
 
 
 def _summary_line(report: Report, strict: bool, st: _Style) -> str:

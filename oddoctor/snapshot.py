@@ -20,7 +20,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import sys
 import typing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -245,7 +244,8 @@ class Snapshot:
         return asdict(self)
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+        # allow_nan=False: bare NaN / Infinity are not JSON (a plugin fact holding one is refused at collection).
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False, allow_nan=False) + "\n"
 
     def why_unknown(self, fact: str) -> Optional[str]:
         """The recorded reason ``fact`` (or the probe above it, ``nvml`` for ``nvml.gpus``) is unknown."""
@@ -334,25 +334,35 @@ def _v1_probe_error(text: Any) -> Any:
     return {"fact": "unknown", "error": text}
 
 
+#: A snapshot is a few hundred KiB at most; a larger input is refused rather than read into memory.
+MAX_SNAPSHOT_BYTES = 64 * 2**20
+
+
 def load_snapshot(path: Path | str) -> Snapshot:
     """Read a snapshot file; every failure is a :class:`SnapshotError` with a one-line reason."""
+    from oddoctor.fsutil import InputError, read_input
+
     p = Path(path)
     try:
-        text = sys.stdin.read() if str(path) == "-" else p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SnapshotError(f"{p}: no such file") from None
-    except IsADirectoryError:
-        raise SnapshotError(f"{p}: is a directory, expected a snapshot JSON file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise SnapshotError(f"{p}: cannot read: {e}") from None
+        raw = read_input(path, what="a snapshot JSON file", max_bytes=MAX_SNAPSHOT_BYTES)
+    except InputError as e:
+        raise SnapshotError(str(e)) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SnapshotError(f"{p}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
         raise SnapshotError(f"{p}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg})") from None
+    except (ValueError, RecursionError) as e:  # an integer past Python's digit limit, nesting too deep
+        raise SnapshotError(f"{p}: not a usable JSON document: {str(e).splitlines()[0][:160]}") from None
     try:
         return Snapshot.from_dict(data)
     except SnapshotError as e:
         raise SnapshotError(f"{p}: {e}") from None
+    except RecursionError:
+        raise SnapshotError(f"{p}: nested too deeply to be a snapshot") from None
 
 
 def json_schema() -> dict[str, Any]:

@@ -7,6 +7,10 @@ _UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1024**2, "MB":
           "TB": 1000**4, "TIB": 1024**4}
 
 
+#: The largest size accepted (1 EiB): anything above is a typo, not a machine.
+MAX_SIZE = 2**60
+
+
 def parse_size(text: str) -> int:
     """'8GiB' -> 8589934592, '500MB' -> 500000000, '1.5G' -> 1610612736 (bare G/M are binary).
 
@@ -19,9 +23,12 @@ def parse_size(text: str) -> int:
         value = float(num)
     except ValueError:
         raise ValueError(f"cannot read size {text!r}: use e.g. 8GiB, 500MB, 2G") from None
-    if unit not in _UNITS or value < 0 or value != value:
+    if unit not in _UNITS or not 0 <= value < float("inf"):  # also refuses nan
         raise ValueError(f"cannot read size {text!r}: use e.g. 8GiB, 500MB, 2G")
-    return int(value * _UNITS[unit])
+    size = value * _UNITS[unit]
+    if size > MAX_SIZE:
+        raise ValueError(f"size {text!r} is larger than any machine's memory ({MAX_SIZE // 2**60} EiB)")
+    return int(size)
 
 
 def format_bytes(n: float | None) -> str:

@@ -36,6 +36,37 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
 
 
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP (kill, timeout, systemd, Kubernetes, a cancelled CI job): unwinds like Ctrl-C, so that
+    every ``finally`` and ``except BaseException`` cleans up (temp files, child processes), then exits 128+N."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def install_signal_handlers() -> None:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` in the main thread (where Python runs handlers)."""
+    import signal
+
+    def handler(signum: int, _frame: object) -> None:
+        raise Terminated(signum)
+
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, handler)
+
+
+def finite_float(value: float, option: str, low: float, high: float) -> float:
+    """A numeric option that must be finite and within bounds (``inf`` and ``nan`` are usage errors)."""
+    import math
+
+    if not math.isfinite(value) or not low <= value <= high:
+        raise UsageError(f"{option} {value}: give a number from {low:g} to {high:g}")
+    return value
+
+
 class State:
     debug: bool = False
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:
+    from oddoctor.plugins import PluginSet
 
 from oddoctor.cli._common import (
     JsonOpt,
@@ -16,6 +19,7 @@ from oddoctor.cli._common import (
     UsageError,
     VerboseOpt,
     emit_json,
+    finite_float,
     parse_size,
     use_color,
 )
@@ -35,6 +39,22 @@ def _split(values: Optional[list[str]]) -> Optional[list[str]]:
     if not values:
         return None
     return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def _known_ids(ps: PluginSet, ids: Optional[list[str]], option: str) -> None:
+    """Every --only/--skip entry must name a check (or an id prefix): a CI gate must never pass because a typo
+    selected nothing."""
+    if not ids:
+        return
+    from oddoctor.plugins import collect_checks
+    from oddoctor.runner import select
+
+    registered = collect_checks(ps)
+    plugin_ids = [f"plugin.{e.plugin}" for e in ps.errors]
+    for entry in ids:
+        if not select(registered, only=[entry]) and not any(p == entry or p.startswith(entry.rstrip(".") + ".")
+                                                             for p in plugin_ids):
+            raise UsageError(f"{option} {entry}: no check has this id or id prefix (oddoctor checks lists them)")
 
 
 def _progress_fn():
@@ -82,6 +102,7 @@ def check(
     from oddoctor.runner import run_checks
     from oddoctor.snapshot import SnapshotError, load_snapshot
 
+    finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
     if cpu and gpu:
         raise UsageError("--cpu and --gpu contradict each other: give one")
     if log is not None and str(log) == "-" and from_file is not None and str(from_file) == "-":
@@ -106,7 +127,10 @@ def check(
         origin += f" with log {log}"
     if ctx.target_tf:
         origin += f", judged for TensorFlow {ctx.target_tf} (--tf)"
-    report = run_checks(ps, snap, ctx, only=_split(only), skip=_split(skip))
+    only_ids, skip_ids = _split(only), _split(skip)
+    _known_ids(ps, only_ids, "--only")
+    _known_ids(ps, skip_ids, "--skip")
+    report = run_checks(ps, snap, ctx, only=only_ids, skip=skip_ids)
     if json_out:
         render_json(report, strict=strict, origin=origin)
     else:
@@ -137,16 +161,18 @@ def _tf_release(text: str) -> str:
 LOG_MAX_LINES = 20000
 
 
+#: A log larger than this is refused rather than read into memory (keep the part with the error).
+LOG_MAX_BYTES = 64 * 2**20
+
+
 def read_log(path: Path) -> list[str]:
     """The lines of a log file (``-``: stdin), decoded leniently; a bad path is a usage error."""
+    from oddoctor.fsutil import InputError, read_input
+
     try:
-        text = sys.stdin.read() if str(path) == "-" else Path(path).read_bytes().decode("utf-8", errors="replace")
-    except FileNotFoundError:
-        raise UsageError(f"--log {path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"--log {path}: is a directory, expected a log file") from None
-    except OSError as e:
-        raise UsageError(f"--log {path}: cannot read: {e.strerror or e}") from None
+        text = read_input(path, what="a log file", max_bytes=LOG_MAX_BYTES).decode("utf-8", errors="replace")
+    except InputError as e:
+        raise UsageError(f"--log {e}") from None
     lines = [ln.rstrip("\r") for ln in text.split("\n")]
     lines = [ln for ln in lines if ln.strip()]
     if not lines:
@@ -166,6 +192,7 @@ def collect(
     from oddoctor.collect import collect_snapshot
     from oddoctor.plugins import make_plugin_manager
 
+    finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
     ps = make_plugin_manager(modules=plugin)
     snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn())
     if output is None:
@@ -195,10 +222,12 @@ def list_checks(json_out: JsonOpt = False, plugin: PluginOpt = None) -> None:
     else:
         width = max([len(c.id) for c in checks] + [8])
         pw = max([len(c.plugin) for c in checks] + [6])
+        from oddoctor.render import clean
+
         for c in checks:
-            print(f"{c.id.ljust(width)}  {c.plugin.ljust(pw)}  {c.description}")
+            print(f"{clean(c.id).ljust(width)}  {clean(c.plugin).ljust(pw)}  {clean(c.description)}")
         for e in ps.errors:
-            print(f"oddoctor: plugin {e.plugin} failed in {e.stage}: {e.message}", file=sys.stderr)
+            print(f"oddoctor: plugin {clean(e.plugin)} failed in {e.stage}: {clean(e.message)}", file=sys.stderr)
     if ps.errors:
         raise typer.Exit(1)
 

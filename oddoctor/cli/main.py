@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import traceback
@@ -11,7 +12,7 @@ import typer
 
 from oddoctor import __version__
 from oddoctor.cli import _common
-from oddoctor.cli._common import EXIT_FAIL, EXIT_USAGE, UsageError
+from oddoctor.cli._common import EXIT_FAIL, EXIT_USAGE, Terminated, UsageError, install_signal_handlers
 
 app = typer.Typer(
     name="oddoctor",
@@ -69,10 +70,28 @@ def _from_ctrl_c(error: BaseException) -> bool:
     return False
 
 
+def _safe_stdio() -> None:
+    """Text that the terminal's encoding cannot show (PYTHONIOENCODING=ascii, a lone surrogate in a snapshot)
+    is escaped, never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            with contextlib.suppress(ValueError, OSError):  # a detached or closed stream: leave it
+                reconfigure(errors="backslashreplace")
+
+
 def main(argv: Optional[list[str]] = None) -> None:
-    """Console-script entry point: usage errors exit 2, unexpected errors exit 1, no tracebacks."""
+    """Console-script entry point: usage errors exit 2, unexpected errors exit 1, no tracebacks; SIGINT,
+    SIGTERM and SIGHUP clean up (temp files, child processes) and exit 130 / 128+N."""
+    install_signal_handlers()
+    _safe_stdio()
     try:
         app(args=argv, prog_name="oddoctor", standalone_mode=True)
+    except Terminated as e:
+        import signal
+
+        print(f"oddoctor: terminated by {signal.Signals(e.signum).name}", file=sys.stderr)
+        sys.exit(128 + e.signum)
     except UsageError as e:
         print(f"oddoctor: error: {e}", file=sys.stderr)
         sys.exit(EXIT_USAGE)

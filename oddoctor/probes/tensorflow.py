@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -51,7 +52,8 @@ def installed_distribution() -> tuple[Optional[str], Optional[str]]:
 
 
 def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str] = None,
-                     errors: Optional[list[ProbeError]] = None) -> TensorFlowFacts:
+                     errors: Optional[list[ProbeError]] = None,
+                     cancel: Optional[threading.Event] = None) -> TensorFlowFacts:
     """Import TensorFlow in a child process (``python`` or this interpreter) and record what happened.
 
     Never raises (but Ctrl-C). The distributions are those the child's interpreter sees; facts the child
@@ -84,12 +86,12 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str]
                 _note(errors, "tensorflow", outcome.error)
                 return facts
             try:
-                code = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                outcome.timed_out = True
-                _kill_group(proc)
-                code = proc.wait()
-            except BaseException:  # Ctrl-C: its own session does not get the terminal's SIGINT
+                code = _wait(proc, t0 + timeout_s, cancel)
+                if code is None:  # past the deadline
+                    outcome.timed_out = True
+                    _kill_group(proc)
+                    code = proc.wait()
+            except BaseException:  # Ctrl-C, SIGTERM, a cancel: its own session gets no terminal signal
                 _kill_group(proc)
                 proc.wait()
                 raise
@@ -113,6 +115,23 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str]
                 data = {}
     _apply(facts, outcome, data, errors)
     return facts
+
+
+class Cancelled(Exception):
+    """The caller gave up on the probe (Ctrl-C or SIGTERM in another thread): the child was killed."""
+
+
+def _wait(proc: subprocess.Popen, deadline: float, cancel: Optional[threading.Event]) -> Optional[int]:
+    """The child's exit code, None past ``deadline``; raises :class:`Cancelled` as soon as ``cancel`` is set."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return None
+        try:
+            return proc.wait(timeout=min(left, 0.1) if cancel is not None else left)
+        except subprocess.TimeoutExpired:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("the TensorFlow probe was cancelled") from None
 
 
 def _set_distributions(facts: TensorFlowFacts, dists: list[Distribution]) -> None:

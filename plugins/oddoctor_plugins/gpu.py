@@ -258,9 +258,13 @@ def gpu_compute_capability(snap: Snapshot, ctx: Context) -> Result:
     archs = None
     source = confidence = ""
     if listed:
-        archs = compat.parse_archs(listed if isinstance(listed, (list, str)) else [str(x) for x in listed])
+        try:
+            items = listed if isinstance(listed, (list, str)) else [str(listed)]
+            archs = compat.parse_archs([str(x) for x in items] if isinstance(items, list) else items) or None
+        except (ValueError, TypeError):  # build info in a shape no TensorFlow writes: judge from the table
+            archs = None
         source, confidence = "tf.sysconfig.get_build_info()", "reported by the wheel"
-    else:
+    if archs is None:
         row = compat.wheel_caps(tf_v) if tf_v else None
         if row is not None:
             archs = compat.parse_archs(row.archs_listed)

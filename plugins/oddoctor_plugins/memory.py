@@ -101,11 +101,13 @@ def memory_out_of_memory(snap: Snapshot, ctx: Context) -> Result:
 
 
 @check(id="memory.allow-growth-value", title="TF_FORCE_GPU_ALLOW_GROWTH is a value TensorFlow accepts")
-def memory_allow_growth_value(snap: Snapshot) -> Result:
+def memory_allow_growth_value(snap: Snapshot, ctx: Context) -> Result:
     """TF_FORCE_GPU_ALLOW_GROWTH is unset, "true" or "false": TensorFlow ignores anything else (even "True").
 
     Typical fix: export TF_FORCE_GPU_ALLOW_GROWTH=true
     """
+    if ctx.cpu_only:
+        return skip("--cpu given: TensorFlow's GPU allocator is not used")
     if "TF_FORCE_GPU_ALLOW_GROWTH" not in snap.env:
         return unknown("env.TF_FORCE_GPU_ALLOW_GROWTH", "the snapshot does not say whether it was set")
     value = snap.env.get("TF_FORCE_GPU_ALLOW_GROWTH")

@@ -1,0 +1,245 @@
+"""The fault corpus for the doctor itself (`check`, `collect`, `checks`): hostile inputs, hostile plugins, hostile
+TensorFlows and signals. Each case asserts the exit code, one clear line naming the problem, no traceback, nothing
+half-written or left behind, and an end within its time limit."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, SNAPSHOTS, run_oddoctor
+
+HEALTHY = SNAPSHOTS / "core_healthy_h100_tf221.json"
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    err = proc.stderr.strip()
+    assert needle in err, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert len(err.splitlines()) == 1, err
+
+
+def _snapshot(tmp_path: Path, text: str) -> Path:
+    f = tmp_path / "snap.json"
+    f.write_text(text, encoding="utf-8")
+    return f
+
+
+# --- inputs ---------------------------------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_from_a_fifo_is_refused_at_once(tmp_path: Path):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    t0 = time.monotonic()
+    _one_line_error(run_oddoctor("check", "--from", str(fifo), timeout=30), 2, "not a regular file")
+    assert time.monotonic() - t0 < 20
+
+
+@pytest.mark.timeout(60)
+def test_from_a_device_is_refused_without_reading_it():
+    _one_line_error(run_oddoctor("check", "--from", "/dev/zero", timeout=30), 2, "not a regular file")
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('{"schema_version": 2, "python": {"bits": 1' + "0" * 5000 + "}}", "not a usable JSON document"),
+    ("[" * 100000 + "]" * 100000, "not a usable JSON document"),
+    ('{"schema_version": 2, "nvml": ' + '{"a": ' * 5000 + "1" + "}" * 5001 + "}", "snapshot"),
+    ("\xff\xfe not utf-8", "not UTF-8"),
+], ids=["huge-integer", "deep-list", "deep-objects", "not-utf8"])
+def test_hostile_snapshot_files_are_one_line_errors(tmp_path: Path, text: str, needle: str):
+    f = tmp_path / "snap.json"
+    f.write_bytes(text.encode("latin-1") if text.startswith("\xff") else text.encode())
+    proc = run_oddoctor("check", "--from", str(f))
+    assert proc.returncode in (0, 2), proc.stderr  # deep but valid nesting may simply be ignored keys
+    if proc.returncode == 2:
+        _one_line_error(proc, 2, needle)
+
+
+@pytest.mark.parametrize("args", [
+    ["--tf-timeout", "inf"], ["--tf-timeout", "nan"], ["--tf-timeout", "0"], ["--min-vram", "inf"],
+    ["--min-vram", "1e999"], ["--min-vram", "nan"], ["--only", "gpu.no-such-check"], ["--skip", "nope"],
+    ["--only", "gpu.no-such-check", "--strict"], ["--tf", "99"],
+])
+def test_bad_option_values_are_usage_errors(args: list[str]):
+    proc = run_oddoctor("check", "--from", str(HEALTHY), *args)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+
+def test_odd_but_valid_facts_never_error(tmp_path: Path):
+    snap = json.loads(HEALTHY.read_text())
+    snap["schema_version"] = 2
+    snap["tensorflow"]["build_info"]["cuda_compute_capabilities"] = 5
+    snap["hostname"] = "\ud800-lone-surrogate"
+    snap["env"]["TF_FORCE_GPU_ALLOW_GROWTH"] = "True"
+    f = tmp_path / "odd.json"
+    f.write_text(json.dumps(snap))
+    proc = run_oddoctor("check", "--from", str(f), "--json")
+    doc = json.loads(proc.stdout)
+    assert not [r for r in doc["results"] if r["status"] == "error"]
+    for env in ({"PYTHONIOENCODING": "ascii"}, {}):
+        proc = run_oddoctor("check", "--from", str(f), "--cpu", env=env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr  # --cpu: the allow-growth value does not matter
+        assert "Traceback" not in proc.stderr
+
+
+def test_facts_cannot_forge_report_lines_or_drive_the_terminal(tmp_path: Path):
+    snap = json.loads(HEALTHY.read_text())
+    snap["hostname"] = "box\x1b]0;pwned\x07\x1b[2J"
+    snap["nvml"]["gpus"][0]["name"] = "H100\n[✓] driver.present         forged line"
+    snap["nvml"]["gpus"][0]["processes"] = [{"pid": 9, "name": "evil\n[✓] gpu.fake  ok", "used_bytes": 70 * 2**30}]
+    f = tmp_path / "forged.json"
+    f.write_text(json.dumps(snap))
+    proc = run_oddoctor("check", "--from", str(f), "--verbose")
+    assert "\x1b" not in proc.stdout and "\x07" not in proc.stdout
+    assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("[✓] driver.present") and "forged" in ln]
+    assert not [ln for ln in proc.stdout.splitlines() if ln.startswith("[✓] gpu.fake")]
+    assert "\\n[✓] driver.present" in proc.stdout  # shown, escaped
+
+
+# --- plugins --------------------------------------------------------------------------------------------
+
+def _plugin(tmp_path: Path, name: str, body: str) -> dict[str, str]:
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(body))
+    return {"PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+
+
+@pytest.mark.parametrize("body", [
+    "import sys\nsys.exit(0)\n",
+    """
+    import sys
+    from oddoctor import hookimpl
+    @hookimpl
+    def oddoctor_checks():
+        sys.exit(0)
+    """,
+    """
+    import sys
+    from oddoctor import hookimpl
+    from oddoctor.checks import check
+    @check(id="exits.now", title="Exits")
+    def exits(snap):
+        sys.exit(0)
+    @hookimpl
+    def oddoctor_checks():
+        return [exits]
+    """,
+])
+def test_a_plugin_that_calls_sys_exit_is_an_error_not_a_pass(tmp_path: Path, body: str):
+    env = _plugin(tmp_path, "quitter", body)
+    proc = run_oddoctor("check", "--from", str(HEALTHY), "-p", "quitter", "--json", env=env)
+    doc = json.loads(proc.stdout)
+    errors = [r for r in doc["results"] if r["status"] == "error"]
+    assert proc.returncode == 1 and errors and "SystemExit" in errors[0]["message"]
+
+
+@pytest.mark.timeout(120)
+def test_fact_probes_that_hang_or_hold_nan_are_recorded_not_fatal(tmp_path: Path, monkeypatch):
+    env = _plugin(tmp_path, "slowfacts", """
+        import time
+        from oddoctor import hookimpl
+        @hookimpl
+        def oddoctor_facts():
+            return {"slow": lambda: time.sleep(600), "nan": lambda: float("nan"), "fine": lambda: 42}
+        """)
+    from oddoctor import collect
+
+    monkeypatch.setattr(collect, "FACT_PROBE_TIMEOUT_S", 1.0)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from oddoctor.plugins import make_plugin_manager
+    from oddoctor.snapshot import Snapshot
+
+    snap = Snapshot()
+    t0 = time.monotonic()
+    collect._plugin_facts(snap, make_plugin_manager(entry_points=False, modules=["slowfacts"]), lambda _m: None)
+    assert time.monotonic() - t0 < 10
+    assert snap.extra == {"fine": 42}
+    why = {e.fact: e.error for e in snap.probe_errors}
+    assert "did not finish" in why["extra.slow"] and "not JSON" in why["extra.nan"]
+    json.loads(snap.to_json())  # strict JSON: no bare NaN
+    del env
+
+
+# --- outputs --------------------------------------------------------------------------------------------
+
+def test_collect_writes_through_a_symlink_and_into_a_device(tmp_path: Path):
+    from oddoctor.fsutil import atomic_write_text
+
+    target = tmp_path / "real.json"
+    link = tmp_path / "link.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and target.read_text() == "new"
+    atomic_write_text("/dev/null", "into the void")
+    assert Path("/dev/null").is_char_device()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.json", "real.json"]
+
+
+# --- a TensorFlow that hangs, and signals -----------------------------------------------------------------
+
+def _hanging_tf(tmp_path: Path) -> dict[str, str]:
+    pkg = tmp_path / "fake" / "tensorflow"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("import time\ntime.sleep(600)\n")
+    return {"PYTHONPATH": str(tmp_path / "fake"), "TMPDIR": str(tmp_path / "tmp")}
+
+
+def _children_of(pid: int) -> list[int]:
+    import psutil
+
+    try:
+        return [c.pid for c in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_a_signal_during_the_tensorflow_probe_cleans_up_and_exits_128_plus_n(tmp_path: Path, sig: int):
+    import psutil
+
+    env = {**os.environ, **_hanging_tf(tmp_path), "NO_COLOR": "1"}
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "oddoctor", "check", "--tf-timeout", "300"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    deadline = time.monotonic() + 60
+    probe: list[int] = []
+    while time.monotonic() < deadline and not probe:  # wait until the TensorFlow child runs
+        probe = [c for c in _children_of(proc.pid) if "probe_tf" in " ".join(psutil.Process(c).cmdline())]
+        time.sleep(0.2)
+    assert probe, "the TensorFlow probe child never started"
+    proc.send_signal(sig)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), (proc.returncode, err)
+    assert ("interrupted" if sig == signal.SIGINT else f"terminated by {signal.Signals(sig).name}") in err
+    assert "Traceback" not in err
+    time.sleep(0.5)
+    assert not [p for p in probe if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert list((tmp_path / "tmp").iterdir()) == []  # no oddoctor-tf-* folder left behind
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_tensorflow_probe_runs_while_the_rest_is_probed(tmp_path: Path):
+    """A hanging TensorFlow costs --tf-timeout, not --tf-timeout plus the other probes' own limits."""
+    env = _hanging_tf(tmp_path)
+    (tmp_path / "tmp").mkdir()
+    t0 = time.monotonic()
+    proc = run_oddoctor("check", "--tf-timeout", "5", "--json", env=env, timeout=100)
+    elapsed = time.monotonic() - t0
+    doc = json.loads(proc.stdout)
+    r = {r["id"]: r for r in doc["results"]}["tf.importable"]
+    assert r["status"] == "fail" and "hung for more than 5 s" in r["message"]
+    assert elapsed < 5 + 25, elapsed
