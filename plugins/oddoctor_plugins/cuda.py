@@ -248,7 +248,7 @@ def cudnn_runtime_match(snap: Snapshot, ctx: Context) -> Result:
             major = logs.soname_major(failed[0].soname) if failed else None
             what = f"cuDNN {major}" if major else "the cuDNN of TensorFlow's build"
             return fail(f"TensorFlow could not load cuDNN: {logs.short(line)}",
-                        fix=f"Install {what} for CUDA {cuda or 'of TensorFlow’s build'} and put it on the library "
+                        fix=f"Install {what} for {_cuda_name(cuda)} and put it on the library "
                             "path, or pip install 'tensorflow[and-cuda]' for a TensorFlow that brings its own",
                         details=details)
         return fail(f"TensorFlow could not load cuDNN {want}: {logs.short(line)}",
@@ -275,6 +275,10 @@ def cudnn_runtime_match(snap: Snapshot, ctx: Context) -> Result:
     return ok(f"cuDNN {got} at {first.path} ({first.source}) fits TensorFlow's cuDNN {want}", details=details)
 
 
+def _cuda_name(cuda: Optional[Version]) -> str:
+    return f"CUDA {cuda}" if cuda else "TensorFlow's CUDA"
+
+
 def cudnn_fix(v: View, want: Version, cuda: Optional[Version], b: Optional[TfBuild], libs: list[LibFacts]) -> str:
     mm = ".".join(str(x) for x in (*want.release, 0)[:2])
     parts = []
@@ -292,10 +296,10 @@ def cudnn_fix(v: View, want: Version, cuda: Optional[Version], b: Optional[TfBui
                      "the environment's lib directory first on LD_LIBRARY_PATH")
     elif v.native_windows:
         after = f" ahead of {dirname(first.path or '')}" if first is not None else ""
-        parts.append(f"install cuDNN {mm} for CUDA {cuda or 'of TensorFlow’s build'} (cudnn64_{want.major}.dll) and "
+        parts.append(f"install cuDNN {mm} for {_cuda_name(cuda)} (cudnn64_{want.major}.dll) and "
                      f"put its bin directory on PATH{after}")
     else:
-        parts.append(f"install cuDNN {mm} for CUDA {cuda or 'of TensorFlow’s build'} and put it first on the library "
+        parts.append(f"install cuDNN {mm} for {_cuda_name(cuda)} and put it first on the library "
                      "path")
     return "; or ".join(parts) + f" (cuDNN {mm}.x or a newer {want.major}.x)"
 
