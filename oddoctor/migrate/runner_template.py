@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
+import math
 import os
 import queue
 import signal
+import stat
 import sys
+import tempfile
 import threading
 import time
 
@@ -47,8 +51,48 @@ ODDOCTOR_VERSION = "0.1.0"
 # --- oddoctor:constants end ---
 
 DEFAULT_BATCH_SIZE = 4
+# Upper bounds of the numeric options: beyond them a value is a typo, and a huge one fails deep
+# inside TensorFlow's C++ runtime (or as an overflow) instead of with a message naming the option.
+MAX_BATCH_SIZE = 4096
+MAX_THREADS = 1024  # also --parallel-decode and --prefetch
+MAX_SIDE = 65536  # above JPEG's own limit (65535 pixels a side)
+MAX_GPU = 1023
+MAX_MEMORY_LIMIT_MB = 1 << 24  # 16 TiB
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line on stderr (what is wrong, with which option), exit 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def int_in(low, high):
+    """An argparse type: an integer from low to high (no 1e3, nan or inf)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+def float_in(low, high):
+    """An argparse type: a finite number from low to high."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number from {low} to {high}, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be a number from {low} to {high}, got {text!r}")
+        return value
+    return parse
 
 
 def parse_args(argv=None):
@@ -59,12 +103,17 @@ def parse_args(argv=None):
         "output: one JSON object per image: {\"file\", \"height\", \"width\", \"detections\": [{\n"
         "  \"box\": [ymin, xmin, ymax, xmax] in pixels, \"score\", \"class_id\",\n"
         "  \"mask\": {\"size\": [h, w], \"counts\": COCO RLE string}}]}\n"
+        "  --out FILE is written to a temporary file renamed onto FILE at the end (through a symlink\n"
+        "  to its target); a device or FIFO (/dev/stdout, /dev/null, a named pipe) is written into.\n"
         "exit status: 0 ok (unreadable images are skipped, listed and counted), 1 no image could be\n"
-        "  read, 2 bad options, no images found or the model cannot be loaded."
+        "  read, out of memory or an output could not be written, 2 bad options, no images found,\n"
+        "  an output that cannot be created or a model that cannot be loaded or is not a migrated\n"
+        "  detection model, 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); on any\n"
+        "  failure or signal --out and --summary-json FILEs are left as they were."
     )
     if "%(prog)" in epilog:
         epilog = epilog.replace("%", "%%")  # argparse %-formats text that mentions %(prog)
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="run_inference.py",
         description="Detect objects in images with the migrated TF2 SavedModel and write JSON lines.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -75,52 +124,48 @@ def parse_args(argv=None):
                    help="SavedModel directory (default: saved_model/ next to this script)")
     p.add_argument("--out", metavar="FILE", default="-", help="JSON lines output file (default: stdout)")
     p.add_argument("--recursive", action="store_true", help="also look for images in sub-folders")
-    p.add_argument("--score-threshold", metavar="S", type=float, default=0.5,
-                   help="keep detections with score >= this (default 0.5)")
-    p.add_argument("--mask-threshold", metavar="P", type=float, default=0.5,
-                   help="mask probability above which a pixel belongs to the object (default 0.5)")
+    p.add_argument("--score-threshold", metavar="S", type=float_in(0, 1), default=0.5,
+                   help="keep detections with score >= this, 0 to 1 (default 0.5)")
+    p.add_argument("--mask-threshold", metavar="P", type=float_in(0, 1), default=0.5,
+                   help="mask probability above which a pixel belongs to the object, 0 to 1 (default 0.5)")
     p.add_argument("--no-masks", action="store_true", help="do not compute or write masks")
-    p.add_argument("--max-side", metavar="PX", type=int, default=1024,
+    p.add_argument("--max-side", metavar="PX", type=int_in(0, MAX_SIDE), default=1024,
                    help="resize so the longest side is at most this many pixels, keeping the aspect "
                         "ratio, before inference; boxes and masks are still reported in original "
-                        "pixels (default 1024; 0 = never resize)")
-    p.add_argument("--batch-size", metavar="N", type=int, default=DEFAULT_BATCH_SIZE,
-                   help="images per call of the model graph (default %(default)s). Each image still "
-                        "goes through the model alone and at its own size, so the results are the "
-                        "same as with 1; the images of a batch run concurrently, so memory grows "
-                        "with N: lower it if the GPU runs out of memory")
-    p.add_argument("--gpu", metavar="N", type=int, default=None,
+                        f"pixels (default 1024; 0 = never resize; at most {MAX_SIDE})")
+    p.add_argument("--batch-size", metavar="N", type=int_in(1, MAX_BATCH_SIZE), default=DEFAULT_BATCH_SIZE,
+                   help=f"images per call of the model graph, 1 to {MAX_BATCH_SIZE} (default %(default)s). "
+                        "Each image still goes through the model alone and at its own size, so the "
+                        "results are the same as with 1; the images of a batch run concurrently, so "
+                        "memory grows with N: lower it if the GPU runs out of memory")
+    p.add_argument("--gpu", metavar="N", type=int_in(-1, MAX_GPU), default=None,
                    help="use only GPU number N (-1: CPU only; default: TensorFlow's choice)")
-    p.add_argument("--memory-limit-mb", metavar="MB", type=int, default=None,
+    p.add_argument("--memory-limit-mb", metavar="MB", type=int_in(1, MAX_MEMORY_LIMIT_MB), default=None,
                    help="cap TensorFlow's GPU memory at this many MiB (the TF2 counterpart of "
                         "per_process_gpu_memory_fraction); default: memory growth (allocate as needed)")
     p.add_argument("--xla", action="store_true",
                    help="compile the model call with XLA (jit_compile); falls back when the model "
                         "has ops XLA cannot compile")
-    p.add_argument("--threads", metavar="N", type=int, default=0,
-                   help="TensorFlow intra-op threads (default 0: one per core)")
-    p.add_argument("--parallel-decode", metavar="N", type=int, default=-1,
-                   help="images decoded in parallel (default -1: one per core)")
-    p.add_argument("--prefetch", metavar="N", type=int, default=-1,
-                   help="batches prepared ahead of the model (default -1: a self-sizing buffer; 0: off)")
+    p.add_argument("--threads", metavar="N", type=int_in(0, MAX_THREADS), default=0,
+                   help=f"TensorFlow intra-op threads, up to {MAX_THREADS} (default 0: one per core)")
+    p.add_argument("--parallel-decode", metavar="N", type=int_in(-1, MAX_THREADS), default=-1,
+                   help=f"images decoded in parallel, up to {MAX_THREADS} (default -1: one per core; "
+                        "0 is 1)")
+    p.add_argument("--prefetch", metavar="N", type=int_in(-1, MAX_THREADS), default=-1,
+                   help=f"batches prepared ahead of the model, up to {MAX_THREADS} "
+                        "(default -1: a self-sizing buffer; 0: off)")
     p.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="paste masks and write JSON in the main thread instead of in a background "
                         "thread that overlaps the next model call")
-    p.add_argument("--post-nice", metavar="N", type=int, default=0,
-                   help="nice value of that background thread on Linux (default 0: the model's "
-                        "priority; up to 19: only CPU time the model's threads leave idle, which "
+    p.add_argument("--post-nice", metavar="N", type=int_in(0, 19), default=0,
+                   help="nice value of that background thread on Linux, 0 to 19 (default 0: the "
+                        "model's priority; 19: only CPU time the model's threads leave idle, which "
                         "can hold up the next batch on a busy machine)")
     p.add_argument("--summary-json", metavar="FILE", default=None,
-                   help="also write counts and timings to this JSON file")
+                   help="also write counts and timings to this JSON file (written only if the run "
+                        "succeeds, together with --out)")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the final line is still shown)")
-    args = p.parse_args(argv)
-    if args.batch_size < 1:
-        p.error("--batch-size must be >= 1")
-    if args.max_side < 0:
-        p.error("--max-side must be >= 0")
-    if args.memory_limit_mb is not None and args.memory_limit_mb <= 0:
-        p.error("--memory-limit-mb must be > 0")
-    return args
+    return p.parse_args(argv)
 
 
 def list_images(inputs, recursive):
@@ -414,11 +459,165 @@ class Writer(threading.Thread):
         self.join(timeout=10)
 
 
-def stop_message(tf, error, args, done):
-    """One line for the errors a user can act on (None: a bug, let the traceback through)."""
-    kept = f"{args.out} not written" if args.out != "-" else "the lines already on stdout are complete"
+class OutputError(Exception):
+    """An output cannot be created or written; the message names the option, the file and the cause."""
+
+
+class Output:
+    """One output of the runner (--out, --summary-json), which nobody ever sees half-written.
+
+    A regular file, or a symlink to one, is written to a hidden temporary file next to the
+    symlink's target (``.NAME.XXXXXXXX.tmp``) that commit() renames onto the target: one atomic
+    step, and the symlink stays. discard() removes it, so any failure leaves the target as it was.
+    '-' is stdout. A device or FIFO (/dev/null, /dev/full, a named pipe), or a path through /proc
+    (/dev/stdout), is written straight into: replacing it with a regular file would break whoever
+    reads it (and, as root, the machine). The file is created here, before any work, so that a
+    folder that does not exist or cannot be written is found in a second, not after the images.
+    """
+
+    def __init__(self, path, option, dash_is_stdout=True):
+        self.path = path
+        self.option = option
+        self.tmp = None
+        self.target = None
+        self.committed = False
+        self.broken = False  # a write failed: a stream may end with part of a line
+        if path == "-" and dash_is_stdout:
+            self.kind, self.file = "stdout", sys.stdout
+            return
+        if not path or path.endswith(("/", os.sep)):
+            raise OutputError(f"{option} {path!r}: give a file name, not a folder")
+        try:
+            st = os.stat(path)  # follows symlinks: what the path writes into
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise OutputError(f"{option} {path}: {describe(e)}") from None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"{option} {path}: is a folder; give a file name")
+        if st is not None and (not stat.S_ISREG(st.st_mode) or reaches_proc(path)):
+            self.kind = "stream"
+            try:
+                # Append: /dev/stdout may be a file the shell opened with >>, which "w" would truncate.
+                self.file = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed by close()/discard()
+            except OSError as e:
+                raise OutputError(f"{option} {path}: cannot open for writing: {describe(e)}") from None
+            return
+        self.kind = "file"
+        self.target = os.path.realpath(path)
+        folder = os.path.dirname(self.target)
+        if not os.path.isdir(folder):
+            raise OutputError(f"{option} {path}: folder {folder} does not exist")
+        try:
+            fd, self.tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.target)}.", suffix=".tmp",
+                                            dir=folder)
+        except OSError as e:
+            raise OutputError(f"{option} {path}: cannot create a file in {folder}: {describe(e)}") from None
+        umask = os.umask(0)
+        os.umask(umask)
+        # mkstemp makes it 0600; the result should look like the file it replaces, or a new one.
+        with contextlib.suppress(OSError):  # a filesystem without modes (FAT) may refuse
+            os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~umask)
+        self.file = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, text):
+        try:
+            self.file.write(text)
+        except OSError as e:
+            raise self.failed(e) from None
+
+    def close(self):
+        """Flush what is buffered: a full disk may only show here."""
+        try:
+            if self.kind == "stdout":
+                self.file.flush()
+            elif not self.file.closed:
+                self.file.close()
+        except OSError as e:
+            raise self.failed(e) from None
+
+    def commit(self):
+        """Close, and put the file in place (a stream is only flushed)."""
+        self.close()
+        if self.tmp is not None:
+            try:
+                os.replace(self.tmp, self.target)
+            except OSError as e:
+                raise OutputError(f"{self.option} {self.path}: cannot rename the finished file onto "
+                                  f"{self.target}: {describe(e)}") from None
+            self.tmp = None
+        self.committed = True
+
+    def discard(self):
+        """Remove the temporary file (a no-op after commit); never raises."""
+        if self.kind != "stdout":
+            with contextlib.suppress(OSError):
+                self.file.close()
+        if self.tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.tmp)
+            self.tmp = None
+
+    def failed(self, error):
+        """The OutputError for a failed write (after which discard() still cleans up)."""
+        self.broken = True
+        if self.kind == "stdout" and isinstance(error, BrokenPipeError):
+            # The reader went away: point stdout at /dev/null so that Python's own flush at exit
+            # does not print a second error.
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        where = " to stdout" if self.kind == "stdout" else ""
+        return OutputError(f"{self.option} {self.path}: cannot write{where}: {describe(error)}")
+
+    def kept(self):
+        """What the reader has after a failure or an interrupt."""
+        where = "stdout" if self.kind == "stdout" else self.path
+        if self.kind != "file" and self.broken:
+            return f"what reached {where} may end with part of a line"
+        if self.kind != "file":
+            return f"the lines already on {where} are complete"
+        return f"{self.path} written" if self.committed else f"{self.path} not written"
+
+
+def describe(error):
+    """An OSError in words, with its errno name: 'No space left on device (ENOSPC)'."""
+    name = errno.errorcode.get(error.errno)
+    return f"{error.strerror or error}" + (f" ({name})" if name else "")
+
+
+def reaches_proc(path):
+    """Whether the path is, or links through, /proc (/dev/stdout -> /proc/self/fd/1, /dev/fd/N).
+
+    Such a path is a file another process holds open (a shell's > or >> redirection): it is
+    written into, as a stream, never replaced by a rename.
+    """
+    for _ in range(40):  # the kernel's own limit on links followed
+        path = os.path.abspath(path)
+        if path.startswith("/proc/") or os.path.realpath(os.path.dirname(path)).startswith("/proc/"):
+            return True
+        if not os.path.islink(path):
+            return False
+        path = os.path.join(os.path.dirname(path), os.readlink(path))
+    return False
+
+
+def exit_status(error):
+    """128 + the signal's number for an interrupt (130 for Ctrl-C, 143 for SIGTERM), else 1."""
     if isinstance(error, KeyboardInterrupt):
-        return f"interrupted after {done} images; {kept}"
+        return 128 + int(getattr(error, "signum", signal.SIGINT))
+    return 1
+
+
+def stop_message(tf, error, args, done, kept=None):
+    """One line for the errors a user can act on (None: a bug, let the traceback through)."""
+    if kept is None:
+        kept = f"{args.out} not written" if args.out != "-" else "the lines already on stdout are complete"
+    if isinstance(error, KeyboardInterrupt):
+        signum = getattr(error, "signum", signal.SIGINT)
+        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        return f"interrupted{by} after {done} images; {kept}"
+    if isinstance(error, OutputError):
+        return f"{error} after {done} images; {kept}"
     if isinstance(error, tf.errors.ResourceExhaustedError):
         smaller = max(1, args.batch_size // 2)
         hint = (f"--batch-size {smaller}" if args.batch_size > 1 else
@@ -428,51 +627,129 @@ def stop_message(tf, error, args, done):
     return None
 
 
-class CtrlC:
-    """Ctrl-C noted by a flag that the image loop checks after each batch.
+class Interrupted(KeyboardInterrupt):
+    """A signal (SIGINT, SIGTERM, SIGHUP) asked the runner to stop."""
 
-    A KeyboardInterrupt raised wherever the main thread happens to be can land in Python code that
-    TensorFlow's C++ fast path calls back (a TensorShape method) and be swallowed there: measured,
-    3 of 6 interrupts were lost that way. A second Ctrl-C still raises at once.
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Signals:
+    """SIGINT, SIGTERM and SIGHUP, each raising Interrupted(signum) at a point where stopping is safe.
+
+    Inside the image loop a signal only sets a flag that the loop checks after each batch: a
+    KeyboardInterrupt raised wherever the main thread happens to be can land in Python code that
+    TensorFlow's C++ fast path calls back (a TensorShape method) and be swallowed there (measured,
+    3 of 6 interrupts were lost that way). A second signal still raises at once. So it is while
+    the outputs are created (a temporary file must not be half-made). Between the two (TensorFlow
+    import, model load) a signal raises at once, and the flag catches one swallowed there at the
+    next check(). While the outputs are cleaned up, hold() never raises. A handler is installed
+    only where the signal has its default action: under nohup SIGHUP stays ignored.
     """
 
     def __init__(self):
-        self.requested = False
-        self.previous = None
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+        self.signum = None
+        self.mode = "raise"  # "raise": at once; "flag": at the next check() or second signal; "hold"
+        self.previous = {}
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name, default in (("SIGINT", signal.default_int_handler), ("SIGTERM", signal.SIG_DFL),
+                              ("SIGHUP", signal.SIG_DFL)):
+            signum = getattr(signal, name, None)  # no SIGHUP on Windows
+            if signum is not None and signal.getsignal(signum) is default:
+                self.previous[signum] = signal.signal(signum, self._handle)
 
     def _handle(self, signum, frame):
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if self.mode == "raise" or (self.mode == "flag" and not first):
+            raise Interrupted(self.signum)
+
+    def raise_now(self):
+        self.mode = "raise"
+        self.check()
+
+    def flag(self):
+        self.mode = "flag"
+
+    def hold(self):
+        self.mode = "hold"
 
     def check(self):
-        if self.requested:
-            raise KeyboardInterrupt
+        if self.signum is not None:
+            raise Interrupted(self.signum)
 
     def restore(self):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        self.previous = {}
 
 
-def open_output(path):
-    """stdout for '-', else the file (written to a temporary name, renamed at the end)."""
-    if path == "-":
-        return sys.stdout, None
-    tmp = f"{path}.{os.getpid()}.tmp"
-    return open(tmp, "w", encoding="utf-8"), tmp
+def signature_problem(model):
+    """Why the loaded SavedModel cannot be called as a detection model, in a few words (None: it can)."""
+    signatures = getattr(model, "signatures", None) or {}
+    if SIGNATURE_KEY not in signatures:
+        return f"it has no signature {SIGNATURE_KEY!r} (signatures: {sorted(signatures) or 'none'})"
+    fn = signatures[SIGNATURE_KEY]
+    inputs = fn.structured_input_signature[1]
+    spec = inputs.get(INPUT_KEY)
+    if (spec is None or len(inputs) != 1 or spec.dtype.name != "uint8" or spec.shape.rank != 4
+            or spec.shape[-1] not in (None, 3)):
+        have = ", ".join(f"{k!r} ({v.dtype.name} {v.shape})" for k, v in sorted(inputs.items()))
+        return f"its {SIGNATURE_KEY!r} signature takes {have or 'no input'}"
+    outputs = fn.structured_outputs
+    missing = [key for key in (BOXES_KEY, SCORES_KEY, CLASSES_KEY, NUM_KEY) if key is not None and key not in outputs]
+    if missing:
+        return f"its {SIGNATURE_KEY!r} signature returns {sorted(outputs)}, without {', '.join(missing)}"
+    return None
 
 
 def main(argv=None):
-    """Parse options, configure TensorFlow, then stream images through the model once."""
+    """Parse options, create the outputs, run; whatever happens, no temporary file stays behind."""
     args = parse_args(argv)
     paths = list_images(args.images, args.recursive)
     if not paths:
         print(f"run_inference.py: error: no images found in {' '.join(args.images)}", file=sys.stderr)
         return 2
+    signals = Signals()  # before any temporary file exists: a signal must not leave one behind
+    outputs = []
+    try:
+        signals.flag()  # creating a temporary file: a first signal waits for check()
+        try:
+            open_outputs(args, outputs)
+        except OutputError as e:
+            print(f"run_inference.py: error: {e}", file=sys.stderr)
+            return 2
+        signals.check()
+        summary = outputs[1] if len(outputs) > 1 else None
+        return run(args, paths, signals, outputs[0], summary)
+    except KeyboardInterrupt as e:  # before the image loop (inside it, run() says more)
+        signals.hold()
+        kept = outputs[0].kept() if outputs else None
+        print(f"run_inference.py: error: {stop_message(None, e, args, 0, kept)}", file=sys.stderr)
+        return exit_status(e)
+    finally:
+        signals.hold()
+        for output in outputs:
+            output.discard()
+        signals.restore()
+
+
+def open_outputs(args, opened):
+    """Create the --out and --summary-json Outputs, appending each to ``opened`` for main() to clean up."""
+    opened.append(Output(args.out, "--out"))
+    if args.summary_json:
+        opened.append(Output(args.summary_json, "--summary-json", dash_is_stdout=False))
+        out, summary = opened
+        if out.target is not None and out.target == summary.target:
+            raise OutputError(f"--summary-json {args.summary_json}: is the same file as --out {args.out}")
+
+
+def run(args, paths, signals, out, summary):
+    """Configure TensorFlow, load the model, stream the images through it once, commit the outputs."""
+    signals.raise_now()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf  # after argument parsing: --help and bad options stay fast
 
@@ -484,22 +761,31 @@ def main(argv=None):
     t_load = time.perf_counter()
     try:
         model = tf.saved_model.load(args.model)  # once, for every image
-        model_fn = model.signatures[SIGNATURE_KEY]
-    except (OSError, ValueError, KeyError, tf.errors.OpError) as e:
+    except Exception as e:  # noqa: BLE001 - whatever the loader raises, the model is unusable: say it in one line
         first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
         print(f"run_inference.py: error: cannot load the SavedModel {args.model!r}: {first_line}",
               file=sys.stderr)
         return 2
+    problem = signature_problem(model)
+    if problem is not None:
+        needs = ", ".join(k for k in (BOXES_KEY, SCORES_KEY, CLASSES_KEY, NUM_KEY) if k is not None)
+        print(f"run_inference.py: error: --model {args.model}: not a SavedModel migrated by oddoctor "
+              f"(or exported by the TF2 Object Detection API): {problem}; expected signature "
+              f"{SIGNATURE_KEY!r} with the one input {INPUT_KEY!r} (uint8 [batch, height, width, 3]) "
+              f"and the outputs {needs} (a TF1 export needs `oddoctor migrate` first)", file=sys.stderr)
+        return 2
+    model_fn = model.signatures[SIGNATURE_KEY]
     load_s = time.perf_counter() - t_load
+    signals.check()  # one that TensorFlow swallowed while loading
     detect = make_detect(tf, model_fn, args.batch_size, args.xla)
     want_masks = MASKS_KEY is not None and not args.no_masks and MASKS_KEY in model_fn.structured_outputs
     dataset = make_dataset(tf, paths, args.max_side, args.batch_size, args.parallel_decode, args.prefetch)
 
-    out, tmp = open_output(args.out)
     seen = set()
 
     def write_batch(index, res, sizes):
         """Model outputs of one batch -> JSON lines (masks pasted, clipped boxes, RLE)."""
+        lines = []
         for b, i in enumerate(index.tolist()):
             seen.add(i)
             h, w = int(sizes[b][0]), int(sizes[b][1])
@@ -522,17 +808,18 @@ def main(argv=None):
                     det["mask"] = rle_encode_box(local, top, left, h, w)
                 dets.append(det)
             record = {"file": paths[i], "height": h, "width": w, "detections": dets}
-            out.write(json.dumps(record) + "\n")
+            lines.append(json.dumps(record) + "\n")
+        out.write("".join(lines))  # one write per batch; a full disk raises OutputError
 
     writer = Writer(write_batch, nice=args.post_nice) if args.overlap else None
     done = 0
     first_batch_end = None
     first_batch_n = 0
     last_report = t0 = time.perf_counter()
-    ctrl_c = CtrlC()
     try:
+        signals.flag()
         for index, images, original_sizes, resized_sizes in dataset:
-            ctrl_c.check()  # Ctrl-C during the last batch or while waiting for this one
+            signals.check()  # a signal during the last batch or while waiting for this one
             try:
                 res = detect(images, original_sizes, resized_sizes)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
@@ -560,47 +847,46 @@ def main(argv=None):
                       file=sys.stderr, flush=True)
         if writer is not None:
             writer.finish()
-        ctrl_c.check()
+        out.close()  # flushed: a full disk shows here at the latest
+        wall = time.perf_counter() - t0
+        skipped = [p for i, p in enumerate(paths) if i not in seen]
+        steady = None
+        if first_batch_end is not None and done > first_batch_n and wall > first_batch_end - t0:
+            steady = (done - first_batch_n) / (t0 + wall - first_batch_end)
+        if summary is not None:
+            # Written and flushed before --out is committed: a summary that cannot be written
+            # leaves both files as they were.
+            summary.write(json.dumps({"images": done, "skipped": skipped, "wall_s": wall, "load_s": load_s,
+                                      "images_per_s": done / wall if wall > 0 else None,
+                                      "steady_images_per_s": steady, "batch_size": args.batch_size,
+                                      "xla": args.xla, "overlap": args.overlap,
+                                      "post_nice": args.post_nice if args.overlap else None}, indent=2))
+            summary.close()
+        signals.check()
+        out.commit()
+        if summary is not None:
+            summary.commit()
     except BaseException as e:
+        signals.hold()  # stopping: a further signal must not cut the clean-up short
         if writer is not None:
             writer.stop()
-        if tmp is not None:
-            out.close()
-            os.unlink(tmp)
-        message = stop_message(tf, e, args, done)
+        message = stop_message(tf, e, args, done, out.kept())
         if message is None:
             raise
         print(f"run_inference.py: error: {message}", file=sys.stderr)
-        return 130 if isinstance(e, KeyboardInterrupt) else 1
-    finally:
-        ctrl_c.restore()
-    if tmp is not None:
-        out.close()
-        os.replace(tmp, args.out)
-    wall = time.perf_counter() - t0
-    skipped = [p for i, p in enumerate(paths) if i not in seen]
-    steady = None
-    if first_batch_end is not None and done > first_batch_n and wall > first_batch_end - t0:
-        steady = (done - first_batch_n) / (t0 + wall - first_batch_end)
+        return exit_status(e)
     rate = done / wall if wall > 0 else 0.0
     after_first = f" ({steady:.2f} images/s after the first batch)" if steady else ""
     print(f"done: {done} images in {wall:.2f} s, {rate:.2f} images/s{after_first}; "
           f"{len(skipped)} skipped (unreadable)", file=sys.stderr, flush=True)
     for p in skipped:
         print(f"  skipped: {p}", file=sys.stderr)
-    if args.summary_json:
-        with open(args.summary_json, "w", encoding="utf-8") as f:
-            json.dump({"images": done, "skipped": skipped, "wall_s": wall, "load_s": load_s,
-                       "images_per_s": done / wall if wall > 0 else None,
-                       "steady_images_per_s": steady, "batch_size": args.batch_size,
-                       "xla": args.xla, "overlap": args.overlap,
-                       "post_nice": args.post_nice if args.overlap else None}, f, indent=2)
     return 0 if done else 1
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except KeyboardInterrupt:  # before or after the image loop (inside it, main() says more)
+    except KeyboardInterrupt as e:  # while parsing options (after that, main() says more)
         print("run_inference.py: interrupted", file=sys.stderr)
-        sys.exit(130)
+        sys.exit(exit_status(e))
