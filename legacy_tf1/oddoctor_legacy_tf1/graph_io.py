@@ -9,12 +9,19 @@ Public API:
 - ``validate_graph_def(graph_def) -> tuple[str, ...]``: the OD API output tensors it has.
 - ``import_model(model, graph=None) -> tf.Graph``: import the ``GraphDef`` with ``name=""``
   so the standard names (``image_tensor:0``...) resolve.
+- ``resolve_model(path) -> (path, kind)``: what ``load_model`` will read, without TensorFlow: a FIFO, a
+  device or a file past protobuf's 2 GiB limit is refused here, before anything blocks or fills memory.
+- ``image_input_problem(shape) -> str | None``: why an input of this shape cannot take one uint8 image of
+  any size per call (a fixed height or width, a batch other than 1, not 3 channels), or None.
+- ``one_line(text)``: a name or a TensorFlow error made safe for a one-line message (control characters
+  escaped, not cut at the first newline; capped).
 - ``ModelError``: every "this file cannot be used" case, one line, meant to become exit 2.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +38,10 @@ ALL_OUTPUTS = (*REQUIRED_OUTPUTS, MASK_OUTPUT)
 _NOT_OUTPUT_OPS = {"NoOp", "Const", "Assert", "Placeholder", "PlaceholderWithDefault", "VarHandleOp",
                    "VariableV2", "SaveV2", "RestoreV2", "MergeV2Checkpoints", "AssignVariableOp"}
 _LIST_LIMIT = 8
+MAX_GRAPH_BYTES = 2**31  # protobuf cannot parse a message past 2 GiB: a larger "GraphDef" is something else
+_ONE_LINE_LIMIT = 300
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)]}
+_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
 
 
 class ModelError(Exception):
@@ -55,22 +66,90 @@ class LoadedModel:
         return len(self.graph_def.node)
 
 
-def _resolve(path: Path) -> tuple[Path, str]:
-    """Map what the user passed to (file or directory, kind)."""
+def one_line(text: object, limit: int = _ONE_LINE_LIMIT) -> str:
+    """``text`` on one line: control characters escaped (a node name may hold a newline), at most ``limit``
+    characters (TensorFlow's errors can quote a whole graph)."""
+    flat = str(text).strip().translate(_CONTROL)
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _error_text(e: BaseException) -> str:
+    return one_line(e) if str(e).strip() else type(e).__name__
+
+
+def _regular_file(path: Path, what: str) -> None:
+    """Refuse what reading would block on (a FIFO), never end (a device) or cannot hold (> 2 GiB)."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        raise ModelError(f"{path}: cannot read: {e.strerror or e}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ModelError(f"{path}: not a regular file (a FIFO or a device); expected {what}")
+    if st.st_size > MAX_GRAPH_BYTES:
+        raise ModelError(f"{path}: {st.st_size / 2**30:.1f} GiB is past protobuf's 2 GiB limit: not {what}")
+
+
+def resolve_model(path: str | os.PathLike[str]) -> tuple[Path, str]:
+    """Map what the user passed to (file or directory, kind); :class:`ModelError` for what cannot be read."""
+    path = Path(path)
     if not path.exists():
         raise ModelError(f"{path}: no such file or directory")
     if path.is_dir():
         if (path / "frozen_inference_graph.pb").is_file():
-            return path / "frozen_inference_graph.pb", "frozen_graph"
-        if (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
-            return path, "saved_model"
-        if (path / "saved_model" / "saved_model.pb").is_file():
-            return path / "saved_model", "saved_model"
-        raise ModelError(f"{path}: directory holds neither frozen_inference_graph.pb nor a SavedModel "
-                         "(saved_model.pb)")
-    if path.name == "saved_model.pb":
-        return path.parent, "saved_model"
-    return path, "frozen_graph"
+            where, kind = path / "frozen_inference_graph.pb", "frozen_graph"
+        elif (path / "saved_model.pb").is_file() or (path / "saved_model.pbtxt").is_file():
+            where, kind = path, "saved_model"
+        elif (path / "saved_model" / "saved_model.pb").is_file():
+            where, kind = path / "saved_model", "saved_model"
+        else:
+            raise ModelError(f"{path}: directory holds neither frozen_inference_graph.pb nor a SavedModel "
+                             "(saved_model.pb)")
+    elif path.name == "saved_model.pb":
+        where, kind = path.parent, "saved_model"
+    else:
+        where, kind = path, "frozen_graph"
+    if kind == "frozen_graph":
+        _regular_file(where, "a TensorFlow GraphDef (.pb)")
+    else:
+        pb = where / "saved_model.pb"
+        if not pb.exists() and (where / "saved_model.pbtxt").exists():
+            pb = where / "saved_model.pbtxt"
+        _regular_file(pb, "a SavedModel's saved_model.pb")
+    return where, kind
+
+
+def image_input_problem(shape: Optional[Sequence[Optional[int]]]) -> Optional[str]:
+    """Why an image input of ``shape`` cannot be fed one uint8 HxWx3 image of any size per call, or None.
+
+    Both ``leak-test`` and ``migrate`` feed images of several sizes, one at a time (the tutorial loop does
+    too): a fixed height or width fails at the first image with "Cannot feed value of shape".
+    """
+    if shape is None:
+        return None
+    dims = list(shape)
+    if len(dims) != 4:
+        return f"has shape {dims}; expected [batch, height, width, 3]"
+    if dims[1] is not None or dims[2] is not None:
+        return (f"has a fixed image size {dims[1]}x{dims[2]} (shape {dims}); images of any size are fed "
+                "one at a time, so export the model with a variable input size ([1, None, None, 3] or "
+                "[None, None, None, 3])")
+    if dims[0] not in (None, 1):
+        return f"has a fixed batch of {dims[0]} (shape {dims}); images are fed one at a time (batch 1)"
+    if dims[3] not in (None, 3):
+        return f"has {dims[3]} channels (shape {dims}); expected 3 (RGB)"
+    return None
+
+
+def placeholder_shape(graph_def: Any, tensor: str = INPUT_TENSOR) -> Optional[list[Optional[int]]]:
+    """The declared shape of a placeholder in ``graph_def`` (None: unknown rank or no such placeholder)."""
+    name = tensor.split(":")[0]
+    for node in graph_def.node:
+        if node.name == name and node.op in ("Placeholder", "PlaceholderWithDefault") and "shape" in node.attr:
+            shape = node.attr["shape"].shape
+            if shape.unknown_rank:
+                return None
+            return [None if d.size < 0 else int(d.size) for d in shape.dim]
+    return None
 
 
 def _parse_graph_def(path: Path) -> Any:
@@ -78,7 +157,8 @@ def _parse_graph_def(path: Path) -> Any:
     from tensorflow.core.framework import graph_pb2
 
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            data = f.read(MAX_GRAPH_BYTES + 1)
     except OSError as e:
         raise ModelError(f"{path}: cannot read: {e.strerror or e}") from None
     if not data:
@@ -110,8 +190,7 @@ def _load_saved_model(directory: Path, output_names: Sequence[str] = ALL_OUTPUTS
             if v1.global_variables() and outputs:
                 gd = v1.graph_util.convert_variables_to_constants(sess, gd, outputs)
     except (OSError, RuntimeError, ValueError, tf.errors.OpError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ModelError(f"{directory}: cannot load as a TF1 SavedModel with tag 'serve': {first}") from None
+        raise ModelError(f"{directory}: cannot load as a TF1 SavedModel with tag 'serve': {_error_text(e)}") from None
     return gd
 
 
@@ -125,8 +204,9 @@ def _describe(graph_def: Any) -> tuple[list[str], list[str]]:
     for node in graph_def.node:
         if node.op in ("Placeholder", "PlaceholderWithDefault"):
             dtype = node.attr["dtype"].type if "dtype" in node.attr else 0
-            inputs.append(f"{node.name}:0 ({_dtype_name(dtype)})")
-    outputs = [f"{n.name}:0" for n in graph_def.node if n.name not in consumed and n.op not in _NOT_OUTPUT_OPS]
+            inputs.append(f"{one_line(node.name)}:0 ({_dtype_name(dtype)})")
+    outputs = [f"{one_line(n.name)}:0" for n in graph_def.node
+               if n.name not in consumed and n.op not in _NOT_OUTPUT_OPS]
     return inputs, outputs
 
 
@@ -163,7 +243,7 @@ def load_model(path: str | os.PathLike[str], *, outputs: Optional[Sequence[str]]
     ``outputs`` names other output tensors (a graph without the OD API names): a SavedModel's variables
     are then frozen for those, and the OD API validation is left to the caller.
     """
-    where, kind = _resolve(Path(path))
+    where, kind = resolve_model(path)
     if kind == "saved_model":
         graph_def = _load_saved_model(where, ALL_OUTPUTS if outputs is None else outputs)
     else:
@@ -179,11 +259,11 @@ def import_model(model: LoadedModel | Any, graph: Any = None) -> Any:
     import tensorflow as tf
 
     graph_def = model.graph_def if isinstance(model, LoadedModel) else model
+    where = f"{model.path}: " if isinstance(model, LoadedModel) else ""
     graph = graph if graph is not None else tf.Graph()
     with graph.as_default():
         try:
             tf.graph_util.import_graph_def(graph_def, name="")
-        except (ValueError, tf.errors.OpError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise ModelError(f"cannot import the graph: {first}") from None
+        except (ValueError, TypeError, tf.errors.OpError) as e:
+            raise ModelError(f"{where}cannot import the graph: {_error_text(e)}") from None
     return graph

@@ -3,7 +3,8 @@
 Public API:
 
 - ``synthetic_images(count, *, seed=0, sizes=DEFAULT_SIZES) -> list[np.ndarray]``: uint8 HxWx3,
-  cycling through ``sizes`` (several sizes on purpose: the legacy pattern bakes the size in).
+  cycling through ``sizes`` (several sizes on purpose: the legacy pattern bakes the size in);
+  ``iter_synthetic_images`` makes the same images one at a time.
 - ``load_image_dir(path, *, limit=None) -> ImageFolder``: every ``*.jpg/*.jpeg/*.png`` (any
   case, sorted) converted to uint8 HxWx3: grayscale and palette expanded, alpha dropped, 16-bit
   scaled to 8-bit. Truncated or unreadable files are skipped and listed, never raised.
@@ -13,6 +14,7 @@ Public API:
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,11 +55,18 @@ def synthetic_image(height: int, width: int, rng: np.random.Generator) -> np.nda
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
+def iter_synthetic_images(count: int, *, seed: int = 0,
+                          sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES) -> Iterator[np.ndarray]:
+    """The images of :func:`synthetic_images`, made one at a time: a long run never holds them all."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        yield synthetic_image(sizes[i % len(sizes)][0], sizes[i % len(sizes)][1], rng)
+
+
 def synthetic_images(count: int, *, seed: int = 0,
                      sizes: tuple[tuple[int, int], ...] = DEFAULT_SIZES) -> list[np.ndarray]:
     """``count`` seeded uint8 HxWx3 images cycling through ``sizes`` (height, width)."""
-    rng = np.random.default_rng(seed)
-    return [synthetic_image(sizes[i % len(sizes)][0], sizes[i % len(sizes)][1], rng) for i in range(count)]
+    return list(iter_synthetic_images(count, seed=seed, sizes=sizes))
 
 
 def _to_rgb8(img: object) -> np.ndarray:

@@ -16,6 +16,7 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -63,20 +64,32 @@ def _count_sessions(tf: Any) -> Any:
     return CountingSession
 
 
-def _images(spec: dict[str, Any], count: int) -> tuple[list[Any], list[tuple[str, str]]]:
-    from oddoctor_legacy_tf1.images import ImageError, load_image_dir, synthetic_images
+FOLDER_POOL = 64  # photos read from --images, then cycled: a long run must not hold thousands decoded
+
+
+def _images(spec: dict[str, Any], count: int) -> tuple[Iterator[Any], int, list[tuple[int, int]],
+                                                        list[tuple[str, str]]]:
+    """(the ``count`` images in order, how many distinct, their sizes, skipped files).
+
+    Synthetic images are made one at a time, just before their turn (``-n`` in the millions must not build
+    them all first); a folder's first :data:`FOLDER_POOL` readable photos are read up front and cycled.
+    """
+    from oddoctor_legacy_tf1.images import DEFAULT_SIZES, ImageError, iter_synthetic_images, load_image_dir
 
     if not spec.get("images"):
-        return synthetic_images(count, seed=int(spec.get("seed", 0))), []
+        sizes = sorted({DEFAULT_SIZES[i % len(DEFAULT_SIZES)] for i in range(min(count, len(DEFAULT_SIZES)))})
+        return iter_synthetic_images(count, seed=int(spec.get("seed", 0))), count, sizes, []
     try:
-        folder = load_image_dir(spec["images"], limit=count)  # a folder of 10k photos: read what is used
+        folder = load_image_dir(spec["images"], limit=min(count, FOLDER_POOL))
     except ImageError as e:
         raise _InputError(str(e)) from None
     skipped = [(str(f), why) for f, why in folder.skipped]
     if not folder.images:
         raise _InputError(f"{spec['images']}: no readable jpg/png images "
                           f"({len(folder.skipped)} skipped)")
-    return folder.images, skipped
+    pool = folder.images
+    sizes = sorted({(int(a.shape[0]), int(a.shape[1])) for a in pool})
+    return (pool[i % len(pool)] for i in range(count)), len(pool), sizes, skipped
 
 
 class _InputError(Exception):
@@ -92,7 +105,13 @@ def run(spec: dict[str, Any]) -> int:
 
     from oddoctor_legacy_tf1 import patterns
     from oddoctor_legacy_tf1._tfutil import quiet_deprecations
-    from oddoctor_legacy_tf1.graph_io import ModelError, load_model
+    from oddoctor_legacy_tf1.graph_io import (
+        INPUT_TENSOR,
+        ModelError,
+        image_input_problem,
+        load_model,
+        placeholder_shape,
+    )
 
     mode = spec["mode"]
     iterations, warmup = int(spec["iterations"]), int(spec["warmup"])
@@ -103,7 +122,10 @@ def run(spec: dict[str, Any]) -> int:
 
             build_model(model_path, seed=int(spec.get("seed", 0)))
         model = load_model(model_path)
-        images, skipped = _images(spec, warmup + iterations)
+        problem = image_input_problem(placeholder_shape(model.graph_def, INPUT_TENSOR))
+        if problem:
+            raise ModelError(f"{model.path}: input {INPUT_TENSOR} {problem}")
+        images, distinct, sizes, skipped = _images(spec, warmup + iterations)
     except (ModelError, _InputError) as e:
         emit("error", kind="input", message=str(e))
         return 2
@@ -114,23 +136,26 @@ def run(spec: dict[str, Any]) -> int:
     config = patterns.session_config(allow_growth=bool(spec.get("allow_growth", True)),
                                      memory_fraction=spec.get("memory_fraction"))
     emit("start", mode=mode, pid=os.getpid(), model=str(model.path), model_kind=model.kind,
-         model_nodes=model.node_count, has_masks=model.has_masks, images=len(images),
-         image_sizes=sorted({(int(a.shape[0]), int(a.shape[1])) for a in images}), skipped=skipped,
+         model_nodes=model.node_count, has_masks=model.has_masks, images=distinct, image_sizes=sizes,
+         skipped=skipped,
          tf_version=tf.__version__, nvml=nvml.reason or "ok", tf_allocator=tf_gpu_reason or "ok",
          host_available_bytes=host_available_bytes(), gpu_free_bytes=nvml.free_bytes())
 
     detector = None
     graph = None
     with quiet_deprecations(tf):
-        if mode == "legacy":
-            graph = patterns.load_detection_graph(model)
-        else:
-            detector = patterns.LegacyDetector(model, allow_growth=bool(spec.get("allow_growth", True)),
-                                               memory_fraction=spec.get("memory_fraction"))
-            graph = detector.graph
         try:
-            for i in range(warmup + iterations):
-                image = images[i % len(images)]
+            if mode == "legacy":
+                graph = patterns.load_detection_graph(model)
+            else:
+                detector = patterns.LegacyDetector(model, allow_growth=bool(spec.get("allow_growth", True)),
+                                                   memory_fraction=spec.get("memory_fraction"))
+                graph = detector.graph
+        except ModelError as e:  # a GraphDef that parses but does not import (an op this TF lacks, a bad edge)
+            emit("error", kind="input", message=str(e))
+            return 2
+        try:
+            for i, image in enumerate(images):
                 t0 = time.perf_counter()
                 if detector is not None:
                     out = detector(image)
@@ -168,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except Exception as e:  # noqa: BLE001 - reported to the parent as one line plus a traceback tail
         tail = traceback.format_exc().strip().splitlines()[-6:]
-        emit("error", kind="runtime", message=f"{type(e).__name__}: {e}".splitlines()[0], traceback=tail)
+        from oddoctor_legacy_tf1.graph_io import one_line
+
+        emit("error", kind="runtime", message=one_line(f"{type(e).__name__}: {e}"), traceback=tail)
         return 1
 
 

@@ -14,10 +14,45 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from oddoctor.cli._common import JsonOpt, UsageError, emit_json
+from oddoctor.cli._common import JsonOpt, UsageError, emit_json, finite_float
+from oddoctor.render import clean
 
 MODES = ("legacy", "fixed", "both")
 MIN_ITERATIONS = 10  # below this, allocator warm-up and a leak look alike (see docs/leak-test.md)
+# Above this a mode runs for hours (the legacy loop's cost per image grows with its graph) and the verdicts
+# gain nothing: the statistics thin any series to 400 points.
+MAX_ITERATIONS = 10_000
+MAX_TIMEOUT_S = 86_400.0  # one day per mode
+MAX_SEED = 2**32 - 1  # numpy's seeds are non-negative
+
+
+def _validate(iterations: int, warmup: int, seed: int, timeout: float, memory_fraction: Optional[float]) -> None:
+    """Every numeric option finite and in range, or one line and exit 2."""
+    if iterations < MIN_ITERATIONS:
+        raise UsageError(f"--iterations must be at least {MIN_ITERATIONS} for a trend, not {iterations}")
+    if iterations > MAX_ITERATIONS:
+        raise UsageError(f"--iterations must be at most {MAX_ITERATIONS:,} per mode (the verdicts use at most "
+                         f"400 evenly spaced points), not {iterations:,}")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, not {warmup}")
+    if warmup > MAX_ITERATIONS:
+        raise UsageError(f"--warmup must be at most {MAX_ITERATIONS:,}, not {warmup:,}")
+    if not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"--seed must be from 0 to {MAX_SEED}, not {seed}")
+    if memory_fraction is not None and not 0.0 < memory_fraction <= 1.0:  # also refuses nan
+        raise UsageError(f"--memory-fraction must be in (0, 1], not {memory_fraction}")
+    finite_float(timeout, "--timeout", 1.0, MAX_TIMEOUT_S)
+
+
+def _check_plot(plot: Path) -> None:
+    """A new or regular ``.png``, a symlink to one (written through), or a device or FIFO (written into)."""
+    if plot.is_dir():
+        raise UsageError(f"--plot {plot}: is a directory")
+    special = plot.exists() and not plot.is_file()
+    if not special and plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot}: the file name must end in .png")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'oddoctor[plot]'")
 
 
 def _progress_printer(warmup: int) -> Any:
@@ -78,27 +113,20 @@ def leak_test(
         raise UsageError("give MODEL or --demo, not both")
     if not demo and model is None:
         raise UsageError("missing MODEL (a frozen_inference_graph.pb or SavedModel dir); or use --demo")
-    if model is not None and not model.exists():
-        raise UsageError(f"{model}: no such file or directory")
+    if model is not None:
+        from oddoctor_legacy_tf1.graph_io import ModelError, resolve_model
+
+        try:  # no TensorFlow needed: a FIFO, a device or a missing file is refused before a child starts
+            resolve_model(model)
+        except ModelError as e:
+            raise UsageError(clean(str(e))) from None
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
-    if iterations < MIN_ITERATIONS:
-        raise UsageError(f"--iterations must be at least {MIN_ITERATIONS} for a trend, not {iterations}")
-    if warmup < 0:
-        raise UsageError(f"--warmup must be >= 0, not {warmup}")
-    if memory_fraction is not None and not 0.0 < memory_fraction <= 1.0:
-        raise UsageError(f"--memory-fraction must be in (0, 1], not {memory_fraction}")
-    if timeout <= 0:
-        raise UsageError(f"--timeout must be > 0, not {timeout}")
+    _validate(iterations, warmup, seed, timeout, memory_fraction)
     if images is not None and not images.is_dir():
         raise UsageError(f"--images {images}: " + ("not a directory" if images.exists() else "no such directory"))
     if plot is not None:
-        if plot.suffix.lower() != ".png":
-            raise UsageError(f"--plot {plot}: the file name must end in .png")
-        if plot.is_dir():
-            raise UsageError(f"--plot {plot}: is a directory")
-        if importlib.util.find_spec("matplotlib") is None:
-            raise UsageError("--plot needs matplotlib: pip install 'oddoctor[plot]'")
+        _check_plot(plot)
     if importlib.util.find_spec("tensorflow") is None:
         raise UsageError("leak-test needs TensorFlow in this Python: pip install 'oddoctor[tf]'")
 
@@ -118,10 +146,10 @@ def leak_test(
                   f"{' and demo model build' if demo and name == modes[0] else ''})...", file=sys.stderr, flush=True)
             run = run_mode(spec, timeout_s=timeout, on_event=on_event)
             if run.input_error:
-                raise UsageError(run.input_error)
+                raise UsageError(clean(run.input_error))
             runs[name] = run
             if run.error:
-                print(f"leak-test: {name}: {run.error.get('message')}", file=sys.stderr, flush=True)
+                print(f"leak-test: {name}: {clean(run.error.get('message'))}", file=sys.stderr, flush=True)
                 if run.stderr_tail and run.error.get("kind") != "timeout":
                     print("  last lines of its stderr:\n    " + "\n    ".join(run.stderr_tail[-6:]),
                           file=sys.stderr, flush=True)

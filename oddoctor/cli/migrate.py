@@ -10,7 +10,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from oddoctor.cli._common import EXIT_FAIL, EXIT_OK, JsonOpt, die, emit_json, progress
+from oddoctor.cli._common import EXIT_FAIL, EXIT_OK, JsonOpt, UsageError, die, emit_json, finite_float, progress
+
+MAX_TF_TIMEOUT_S = 3600.0  # as `oddoctor check --tf-timeout`
 
 
 def _human(report: dict[str, Any], out: Path) -> None:
@@ -43,6 +45,9 @@ def migrate(
     tolerance: Annotated[float, typer.Option(
         "--tolerance", help="Largest absolute difference allowed per output between the legacy "
                             "Session and the SavedModel.")] = 1e-4,
+    tf_timeout: Annotated[float, typer.Option(
+        "--tf-timeout", help="Seconds a child process may take to import TensorFlow, checked before "
+                             "anything else (a TensorFlow that hangs or crashes fails here, with a message).")] = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
     """Migrate a TF1 frozen graph to a TF2 SavedModel, prove it equal, emit a fixed TF2 runner."""
@@ -50,19 +55,26 @@ def migrate(
         MigrateInputError,
         OutputDirError,
         ParityError,
+        TensorFlowUnusable,
         parse_outputs,
     )
     from oddoctor.migrate import migrate as run_migration
+    from oddoctor.migrate.core import MAX_TOLERANCE
+    from oddoctor.render import clean
 
     try:
+        finite_float(tolerance, "--tolerance", 0.0, MAX_TOLERANCE)
+        finite_float(tf_timeout, "--tf-timeout", 1.0, MAX_TF_TIMEOUT_S)
         report = run_migration(
             model, out, force=force, input_name=inputs, outputs=parse_outputs(outputs),
-            images_dir=images, tolerance=tolerance, progress=progress,
+            images_dir=images, tolerance=tolerance, progress=progress, tf_timeout=tf_timeout,
         )
-    except (MigrateInputError, OutputDirError) as e:
-        die(str(e))
+    except (MigrateInputError, OutputDirError, UsageError) as e:
+        die(clean(str(e)))  # names from the model are data: a newline in one must not split the line
+    except TensorFlowUnusable as e:
+        die(clean(str(e)), EXIT_FAIL)
     except ParityError as e:
-        progress(f"oddoctor: parity failed: {e}")
+        progress(f"oddoctor: parity failed: {clean(str(e))}")
         if json_out:
             emit_json({**e.report, "ok": False, "error": str(e)})
         raise typer.Exit(EXIT_FAIL) from None

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
-from oddoctor.fsutil import atomic_path
+from oddoctor.fsutil import atomic_write_bytes
 from oddoctor.leak.runner import ModeRun
 
 COLOURS = {"legacy": "#d62728", "fixed": "#1f77b4"}
 
 
 def save_plot(runs: dict[str, ModeRun], report: dict[str, Any], path: Path) -> Path:
-    """Write a PNG (atomically); matplotlib is imported here only (the ``plot`` extra)."""
+    """Write a PNG as ``atomic_write_bytes`` does; matplotlib is imported here only (the ``plot`` extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -49,9 +50,11 @@ def save_plot(runs: dict[str, ModeRun], report: dict[str, Any], path: Path) -> P
         title += f"  (per-image cost legacy/fixed {ratio['median']:.1f}x)"
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    buf = io.BytesIO()
     try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110)
+        fig.savefig(buf, format="png", dpi=110)
     finally:
         plt.close(fig)
+    # Through a symlink to its target, into a device or FIFO, atomically onto a regular file: never replaced.
+    atomic_write_bytes(path, buf.getvalue())
     return path

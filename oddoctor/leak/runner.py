@@ -51,9 +51,16 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run_mode(spec: dict[str, Any], *, timeout_s: float,
              on_event: Optional[Callable[[dict[str, Any]], None]] = None,
              python: Optional[str] = None) -> ModeRun:
-    """Run ``spec`` (see leakrun's docstring) in a child; never raises for child failures."""
+    """Run ``spec`` (see leakrun's docstring) in a child; never raises for child failures.
+
+    Any BaseException in this process while the child runs (Ctrl-C, the CLI's ``Terminated`` for SIGTERM and
+    SIGHUP, an error in ``on_event``) kills the child's process group and reaps it before it propagates.
+    """
+    import math
     import time
 
+    if not (math.isfinite(timeout_s) and timeout_s > 0):  # inf would crash the watchdog thread, nan fire at once
+        raise ValueError(f"timeout_s must be a finite number of seconds > 0, not {timeout_s!r}")
     result = ModeRun(mode=str(spec["mode"]))
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -69,16 +76,17 @@ def run_mode(spec: dict[str, Any], *, timeout_s: float,
                 stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env,
                 start_new_session=True)
             timed_out = threading.Event()
+            timer: Optional[threading.Timer] = None
 
             def _watchdog() -> None:
                 if proc.poll() is None:
                     timed_out.set()
                     _kill_group(proc)
 
-            timer = threading.Timer(timeout_s, _watchdog)
-            timer.daemon = True
-            timer.start()
             try:
+                timer = threading.Timer(timeout_s, _watchdog)
+                timer.daemon = True
+                timer.start()
                 assert proc.stdout is not None
                 for raw in proc.stdout:
                     line = raw.decode("utf-8", "replace").strip()
@@ -105,7 +113,8 @@ def run_mode(spec: dict[str, Any], *, timeout_s: float,
                 proc.wait()
                 raise
             finally:
-                timer.cancel()
+                if timer is not None:
+                    timer.cancel()
         result.wall_s = time.monotonic() - t0
         result.returncode = proc.returncode
         result.stderr_tail = err_path.read_text("utf-8", "replace").strip().splitlines()[-15:]

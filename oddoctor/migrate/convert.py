@@ -140,16 +140,18 @@ def plan(model: Path, input_name: Optional[str] = None,
 
     inp = get(input_tensor)
     if inp is None:
-        placeholders = [f"{op.name}:0" for op in graph.get_operations() if op.type == "Placeholder"]
+        placeholders = [f"{graph_io.one_line(op.name)}:0" for op in graph.get_operations()
+                        if op.type == "Placeholder"]
         raise MigrateInputError(f"{source}: no input tensor {input_tensor!r}; placeholders in the graph: "
                                 f"{', '.join(placeholders[:8]) or 'none'} (use --inputs NAME)")
     if inp.dtype not in (tf.uint8, tf.float32, tf.float16, tf.int32):
         raise MigrateInputError(f"{source}: input {input_tensor!r} is {inp.dtype.name}; expected an image "
                                 "tensor (uint8 or float)")
     in_shape = _shape(tf, inp)
-    if in_shape is not None and (len(in_shape) != 4 or in_shape[3] not in (None, 3)):
-        raise MigrateInputError(f"{source}: input {input_tensor!r} has shape {in_shape}; expected "
-                                "[batch, height, width, 3]")
+    # The parity check and the emitted runner feed one image of its own size per call.
+    problem = graph_io.image_input_problem(in_shape)
+    if problem:
+        raise MigrateInputError(f"{source}: input {input_tensor!r} {problem}")
     found: list[TensorInfo] = []
     missing: list[str] = []
     for key, name in wanted.items():

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -14,10 +16,52 @@ from oddoctor import __version__
 from oddoctor.migrate.convert import MigrateInputError
 from oddoctor.migrate.emit import RunnerSpec, render_readme, render_runner
 from oddoctor.migrate.outdir import OutputDirError, StagedDir, check_output_dir
+from oddoctor_legacy_tf1.graph_io import one_line
 
 SCHEMA_VERSION = 1
 DEFAULT_TOLERANCE = 1e-4
+MAX_TOLERANCE = 1.0  # scores and box coordinates live in [0, 1]: past 1 the parity check proves nothing
 DEFAULT_PARITY_IMAGES = 4
+MAX_PARITY_IMAGES = 64  # of an --images folder: a folder of 10,000 photos must not all be decoded into memory
+DEFAULT_TF_TIMEOUT_S = 60.0
+
+
+class TensorFlowUnusable(Exception):
+    """TensorFlow does not import here (raises, crashes or hangs in a child): nothing was done (exit 1)."""
+
+
+def tensorflow_preflight(timeout_s: float = DEFAULT_TF_TIMEOUT_S,
+                         progress: Callable[[str], None] = lambda _msg: None) -> None:
+    """Import TensorFlow in a child first (``oddoctor check``'s probe), so that a TensorFlow that aborts,
+    segfaults or hangs on import fails this command with a message instead of killing or hanging it.
+
+    :class:`MigrateInputError` when TensorFlow is not installed, :class:`TensorFlowUnusable` when it does not
+    import. Free when this process has imported TensorFlow already (it evidently imports).
+    """
+    import importlib.util
+    import sys
+
+    if "tensorflow" in sys.modules:
+        return
+    if importlib.util.find_spec("tensorflow") is None:
+        raise MigrateInputError("migrate needs TensorFlow in this Python: pip install 'oddoctor[tf]'")
+    from oddoctor.probes.tensorflow import probe_tensorflow
+
+    progress("checking that TensorFlow imports (in a child process)")
+    facts = probe_tensorflow(timeout_s=timeout_s)
+    outcome = facts.probe
+    assert outcome is not None
+    died = bool(outcome.timed_out or outcome.signal or outcome.exit_code not in (0, 3, None))
+    # Dying after the devices were listed (importing object_detection) does not concern migrate.
+    if facts.importable and not (died and facts.gpus is None):
+        return
+    what = outcome.error or "TensorFlow did not import"
+    if died and not outcome.timed_out:
+        last = next((ln.strip() for ln in reversed(outcome.stderr_tail) if ln.strip()), "")
+        if last:
+            what += f" (its last words: {one_line(last, 200)})"
+    raise TensorFlowUnusable(f"TensorFlow cannot be used here: {what}; nothing was written. "
+                             "Run `oddoctor check` for the diagnosis")
 
 
 class ParityError(Exception):
@@ -38,16 +82,27 @@ def _sha256(path: Path) -> Optional[str]:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _model_errors(tf: Any, source: Path, doing: str) -> Iterator[None]:
+    """TensorFlow's complaints about the model (an op that fails on an image, a graph it cannot prune) are
+    input errors naming the file, not internal errors."""
+    try:
+        yield
+    except (ValueError, tf.errors.OpError) as e:
+        raise MigrateInputError(f"{source}: {doing}: {one_line(f'{type(e).__name__}: {e}')}") from None
+
+
 def parity_images(images_dir: Optional[Path], count: int = DEFAULT_PARITY_IMAGES) -> tuple[list[Any], list[str],
                                                                                             list[str]]:
-    """(images, names, skipped) for the parity check: a folder's jpg/png, or seeded synthetic ones."""
+    """(images, names, skipped) for the parity check: a folder's first 64 readable jpg/png, or seeded
+    synthetic ones."""
     from oddoctor_legacy_tf1 import images as legacy_images
 
     if images_dir is None:
         imgs = legacy_images.synthetic_images(count, seed=0)
         return imgs, [f"synthetic-{i}-{im.shape[0]}x{im.shape[1]}" for i, im in enumerate(imgs)], []
     try:
-        folder = legacy_images.load_image_dir(images_dir)
+        folder = legacy_images.load_image_dir(images_dir, limit=MAX_PARITY_IMAGES)
     except legacy_images.ImageError as e:
         raise MigrateInputError(f"--images: {e}") from None
     if not folder.images:
@@ -66,18 +121,25 @@ def migrate(
     images_dir: Optional[Path] = None,
     tolerance: float = DEFAULT_TOLERANCE,
     progress: Callable[[str], None] = lambda _msg: None,
+    tf_timeout: float = DEFAULT_TF_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Migrate ``model`` into ``out``; return the migration report (also written as migration.json).
 
-    Raises :class:`MigrateInputError` or :class:`OutputDirError` for bad input (before anything is
-    written) and :class:`ParityError` when the outputs differ; in both cases ``out`` is untouched.
+    Raises :class:`MigrateInputError` or :class:`OutputDirError` for bad input, :class:`TensorFlowUnusable`
+    when TensorFlow does not import (both before anything is written) and :class:`ParityError` when the
+    outputs differ; in every case ``out`` is untouched and no folder this created is left.
     """
+    from oddoctor_legacy_tf1.graph_io import ModelError, resolve_model
+
     model, out = Path(model), Path(out)
-    if not model.exists():
-        raise MigrateInputError(f"{model}: no such file or directory")
+    if not (math.isfinite(tolerance) and 0 <= tolerance <= MAX_TOLERANCE):
+        raise MigrateInputError(f"--tolerance {tolerance}: give a number from 0 to {MAX_TOLERANCE:g}")
+    try:
+        resolve_model(model)  # without TensorFlow: a FIFO or a device is refused before anything blocks
+    except ModelError as e:
+        raise MigrateInputError(str(e)) from None
     check_output_dir(out, force, protect=(model,))
-    if not tolerance >= 0:
-        raise MigrateInputError(f"--tolerance {tolerance}: must be >= 0")
+    tensorflow_preflight(tf_timeout, progress)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     progress("loading TensorFlow")
     import tensorflow as tf
@@ -93,10 +155,13 @@ def migrate(
         assert staged.path is not None
         sm_dir = staged.path / "saved_model"
         progress("converting: wrap_function over the GraphDef, prune, tf.saved_model.save")
-        convert.save_saved_model(p, sm_dir)
+        with _model_errors(tf, p.source, "cannot convert"):
+            convert.save_saved_model(p, sm_dir)
         progress(f"parity: legacy TF1 Session vs SavedModel on {len(images)} image(s)")
-        reference = convert.run_legacy(p, images)
-        migrated = convert.run_migrated(sm_dir, images)
+        with _model_errors(tf, p.source, "the legacy graph fails on the parity images"):
+            reference = convert.run_legacy(p, images)
+        with _model_errors(tf, p.source, "the migrated SavedModel fails on the parity images"):
+            migrated = convert.run_migrated(sm_dir, images)
         parity = convert.compare(reference, migrated, tolerance)
         parity["image_names"] = names
         parity["skipped_images"] = skipped
@@ -140,4 +205,5 @@ def migrate(
     return report
 
 
-__all__ = ["DEFAULT_TOLERANCE", "MigrateInputError", "OutputDirError", "ParityError", "migrate"]
+__all__ = ["DEFAULT_TF_TIMEOUT_S", "DEFAULT_TOLERANCE", "MigrateInputError", "OutputDirError", "ParityError",
+           "TensorFlowUnusable", "migrate", "tensorflow_preflight"]

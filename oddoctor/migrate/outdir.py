@@ -1,8 +1,10 @@
 """Build an output directory atomically: a temporary sibling, then one rename.
 
 A reader (or a crash) never sees a half-written ``DIR``: until :meth:`StagedDir.commit` the work
-lives in ``.DIR.<random>.tmp`` next to it, and any failure removes that. An existing ``DIR`` is
-replaced only with ``force=True``, and only after the new one is complete.
+lives in ``.DIR.<random>.tmp`` next to it, and any failure (a signal included) removes that and the
+parent folders it had to create. An existing ``DIR`` is replaced only with ``force=True``, and only
+after the new one is complete. A ``DIR`` that is a symlink is written through: its target is built
+and replaced, the link stays.
 """
 
 from __future__ import annotations
@@ -16,22 +18,45 @@ from typing import Optional
 
 
 class OutputDirError(Exception):
-    """The output directory cannot be used (exists without --force, is a file, holds the input)."""
+    """The output directory cannot be used (exists without --force, is a file or a device, holds the input)."""
+
+
+def output_target(out: Path) -> Path:
+    """Where ``out`` really is: a symlink is written through to its target, never replaced by a directory."""
+    out = Path(out)
+    if not out.is_symlink():
+        return out
+    try:
+        return out.resolve(strict=False)
+    except (OSError, RuntimeError) as e:  # RuntimeError: a symlink loop
+        raise OutputDirError(f"{out}: cannot follow the symlink: {e}") from None
 
 
 def check_output_dir(out: Path, force: bool, protect: tuple[Path, ...] = ()) -> None:
     """Refuse early (before any work) when writing ``out`` would overwrite or destroy something."""
     out = Path(out)
-    resolved = out.resolve()
+    target = output_target(out)
+    resolved = target.resolve()
     for p in protect:
         pr = Path(p).resolve()
         # Replacing DIR deletes it: never when the input model lives inside it (or is it).
         if pr == resolved or resolved in pr.parents:
             raise OutputDirError(f"{out}: the output directory would contain or replace the input {p}")
-    if out.is_symlink() or (out.exists() and not out.is_dir()):
-        raise OutputDirError(f"{out}: exists and is not a directory; choose another --out")
-    if out.exists() and not force:
+    if target.exists() and not target.is_dir():
+        what = "a file" if target.is_file() else "a device, FIFO or socket"
+        raise OutputDirError(f"{out}: exists and is {what}, not a directory; choose another --out")
+    if target.exists() and not force:
         raise OutputDirError(f"{out}: already exists; pass --force to replace it")
+
+
+def _missing_parents(path: Path) -> list[Path]:
+    """The ancestors of ``path`` that do not exist yet, deepest first (what ``mkdir(parents=True)`` creates)."""
+    missing = []
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            break
+        missing.append(parent)
+    return missing
 
 
 class StagedDir:
@@ -47,13 +72,21 @@ class StagedDir:
         self.protect = protect
         self.path: Optional[Path] = None
         self.committed = False
+        self.target = self.out  # where the directory lands: out, or the target of a symlink out
+        self._created: list[Path] = []  # parent folders this made, deepest first: removed again on failure
 
     def __enter__(self) -> StagedDir:
         check_output_dir(self.out, self.force, self.protect)
-        parent = self.out.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        # Same parent directory, so the final os.rename stays on one filesystem and is atomic.
-        self.path = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".tmp", dir=parent))
+        self.target = output_target(self.out)
+        parent = self.target.parent
+        self._created = _missing_parents(self.target)
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            # Same parent directory, so the final os.rename stays on one filesystem and is atomic.
+            self.path = Path(tempfile.mkdtemp(prefix=f".{self.target.name}.", suffix=".tmp", dir=parent))
+        except BaseException:
+            self._remove_created()
+            raise
         # mkdtemp makes it 0700; the result should look like any directory the user creates.
         umask = os.umask(0)
         os.umask(umask)
@@ -64,21 +97,29 @@ class StagedDir:
         """Move the finished temporary directory to ``out`` (replacing it when forced)."""
         assert self.path is not None, "commit() outside the with block"
         check_output_dir(self.out, self.force, self.protect)  # it may have appeared meanwhile
+        target = self.target
         old: Optional[Path] = None
-        if self.out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.", suffix=".old", dir=self.out.parent))
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
             os.rmdir(old)
-            os.rename(self.out, old)
+            os.rename(target, old)
         try:
-            os.rename(self.path, self.out)
+            os.rename(self.path, target)
         except BaseException:
             if old is not None:
-                os.rename(old, self.out)
+                os.rename(old, target)
             raise
         self.committed = True
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         return self.out
+
+    def _remove_created(self) -> None:
+        for folder in self._created:
+            try:
+                folder.rmdir()
+            except OSError:  # no longer empty (someone else wrote there) or already gone: leave it
+                break
 
     def __exit__(
         self,
@@ -86,5 +127,7 @@ class StagedDir:
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
-        if not self.committed and self.path is not None:
-            shutil.rmtree(self.path, ignore_errors=True)
+        if not self.committed:
+            if self.path is not None:
+                shutil.rmtree(self.path, ignore_errors=True)
+            self._remove_created()
