@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 import traceback
@@ -126,8 +128,13 @@ def select(checks: list[S], only: Optional[list[str]] = None, skip: Optional[lis
 
 
 def run_checks(ps: PluginSet, snap: Snapshot, ctx: Optional[Context] = None, *,
-               only: Optional[list[str]] = None, skip: Optional[list[str]] = None) -> Report:
-    """Every selected check against ``snap``; plugin load/hook failures become ``error`` results."""
+               only: Optional[list[str]] = None, skip: Optional[list[str]] = None,
+               isolate: bool = False) -> Report:
+    """Every selected check against ``snap``; plugin load/hook failures become ``error`` results.
+
+    ``isolate`` (the CLI sets it on Linux): the checks run in forked children, so that one that kills or
+    freezes the process is reported by the parent and the others still run.
+    """
     ctx = ctx or Context()
     checks = collect_checks(ps)
     report = Report(snapshot=snap, target_tf=ctx.target_tf)
@@ -139,12 +146,127 @@ def run_checks(ps: PluginSet, snap: Snapshot, ctx: Optional[Context] = None, *,
     # Foundations first; within an area, registration order (each built-in plugin lists its basic check first).
     from oddoctor.view import computed_once
 
+    ordered = sorted(select(checks, only, skip), key=lambda c: area_rank(c.id))
     with computed_once(snap, ctx.target_tf):
-        for chk in sorted(select(checks, only, skip), key=lambda c: area_rank(c.id)):
-            results, hung = _run_one(chk, snap, ctx)
-            report.results.extend(results)
-            report.hung = report.hung or hung
+        if isolate and _can_fork():
+            report.results.extend(_run_in_children(ordered, snap, ctx))
+        else:
+            for chk in ordered:
+                results, hung = _run_one(chk, snap, ctx)
+                report.results.extend(results)
+                report.hung = report.hung or hung
     return report
+
+
+def _can_fork() -> bool:
+    import sys
+
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+#: Seconds past a check's own budget before its child process is killed (it may be stuck in C code).
+KILL_GRACE_S = 2.0
+
+
+def _run_in_children(checks: list[Check], snap: Snapshot, ctx: Context) -> list[Result]:
+    """Run the checks in forked children that stream their results back: a check that ends the process
+    (``os._exit``, a segfault in a C extension) or is stuck in C code holding the GIL is reported as an
+    ``error`` naming it, by the parent that is left standing, and the checks after it still run."""
+    import json
+    import signal
+
+    out: list[Result] = []
+    i = 0
+    while i < len(checks):
+        r_fd, w_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: run checks from i on, one JSON line per event
+            os.close(r_fd)
+            try:
+                with os.fdopen(w_fd, "w", encoding="utf-8") as pipe:
+                    for j in range(i, len(checks)):
+                        pipe.write(json.dumps({"start": j}) + "\n")
+                        pipe.flush()
+                        results, _hung = _run_one(checks[j], snap, ctx)
+                        pipe.write(json.dumps({"done": j, "results": [r.to_dict() for r in results]},
+                                              default=str) + "\n")
+                        pipe.flush()
+            finally:
+                os._exit(0)  # never run the parent's clean-up or atexit handlers twice
+        os.close(w_fd)
+        try:
+            finished_all, current, killed = _follow_child(pid, r_fd, checks, out)
+        except BaseException:  # Ctrl-C or SIGTERM here: the child goes with us
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise
+        _pid, status = os.waitpid(pid, 0)
+        if finished_all:
+            break
+        if current is None:  # the child died between two checks: nothing to blame, stop here
+            break
+        chk = checks[current]
+        how = ("did not finish within its " f"{chk.timeout_s:g} s budget and was killed" if killed else
+               f"ended the process ({_status_text(status)})")
+        out.append(_error(chk.id, chk.title, chk.plugin, f"check {chk.id} (plugin {chk.plugin}) {how}"))
+        i = current + 1
+    return out
+
+
+def _follow_child(pid: int, r_fd: int, checks: list[Check], out: list[Result]) -> tuple[bool, Optional[int], bool]:
+    """Read a child's events into ``out``: (whether it finished every check, the check it was in, killed)."""
+    import json
+    import select as _select
+    import signal
+
+    current: Optional[int] = None
+    started = time.monotonic()
+    buf = b""
+    finished_all = killed = False
+    with os.fdopen(r_fd, "rb") as pipe:
+        while True:
+            budget = (checks[current].timeout_s + KILL_GRACE_S) if current is not None else 30.0
+            left = started + budget - time.monotonic()
+            ready, _, _ = _select.select([pipe], [], [], max(left, 0))
+            if not ready:  # stuck past its budget, maybe in C code that holds the GIL
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                killed = True
+                break
+            chunk = os.read(pipe.fileno(), 65536)
+            if not chunk:
+                break
+            buf += chunk
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                event = json.loads(line)
+                if "start" in event:
+                    current, started = int(event["start"]), time.monotonic()
+                else:
+                    out.extend(_result_from_dict(d) for d in event["results"])
+                    if int(event["done"]) == len(checks) - 1:
+                        finished_all = True
+                    current = None
+                    started = time.monotonic()
+    return finished_all, current, killed
+
+
+def _status_text(status: int) -> str:
+    import signal
+
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        try:
+            return f"killed by {signal.Signals(sig).name}"
+        except ValueError:
+            return f"killed by signal {sig}"
+    return f"exit status {os.WEXITSTATUS(status)}"
+
+
+def _result_from_dict(d: dict[str, Any]) -> Result:
+    return Result(Status(d["status"]), d["message"], d.get("fix"), d.get("details") or {}, id=d["id"],
+                  title=d.get("title", ""), plugin=d.get("plugin", ""), duration_s=float(d.get("duration_s", 0.0)))
 
 
 def _slug(name: str) -> str:

@@ -243,3 +243,85 @@ def test_the_tensorflow_probe_runs_while_the_rest_is_probed(tmp_path: Path):
     r = {r["id"]: r for r in doc["results"]}["tf.importable"]
     assert r["status"] == "fail" and "hung for more than 5 s" in r["message"]
     assert elapsed < 5 + 25, elapsed
+
+
+# --- a library on LD_LIBRARY_PATH that aborts whoever loads it ---------------------------------------------
+
+def _aborting_cudart(folder: Path) -> Path:
+    import shutil
+
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler to build the aborting library")
+    folder.mkdir(parents=True, exist_ok=True)
+    src = folder / "abort.c"
+    src.write_text("#include <stdlib.h>\n__attribute__((constructor)) static void boom(void) { abort(); }\n"
+                   "int cudaRuntimeGetVersion(int *v) { *v = 12000; return 0; }\n")
+    lib = folder / "libcudart.so.12"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True, capture_output=True)
+    return lib
+
+
+def test_the_library_whose_loading_crashes_is_named_and_the_rest_still_read(tmp_path: Path):
+    from oddoctor.probes.cudalibs import read_versions
+    from oddoctor.snapshot import LibFacts
+
+    bad = _aborting_cudart(tmp_path / "bad")
+    libs = [LibFacts(name="cudart", path=str(bad), source="ld_library_path"),
+            LibFacts(name="cudart", path="/nonexistent/libcudart.so.11.0", source="system")]
+    read_versions(libs, timeout_s=30)
+    assert libs[0].loadable is False and "crashed the process (SIGABRT)" in libs[0].error
+    assert libs[1].error and "crashed" not in libs[1].error  # read by a fresh child after the crash
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_an_aborting_library_on_ld_library_path_is_named_in_the_diagnosis(tmp_path: Path):
+    bad = _aborting_cudart(tmp_path / "bad")
+    pkg = tmp_path / "fake" / "tensorflow"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("import ctypes\nctypes.CDLL('libcudart.so.12')\n")  # as TF's loader would
+    env = {"PYTHONPATH": str(tmp_path / "fake"), "LD_LIBRARY_PATH": str(bad.parent)}
+    proc = run_oddoctor("check", "--json", "--only", "tf.importable", env=env, timeout=100)
+    r = json.loads(proc.stdout)["results"][0]
+    assert proc.returncode == 1 and r["status"] == "fail" and "SIGABRT" in r["message"]
+    assert str(bad) in r["message"] and r["fix"].startswith(f"Remove {bad.parent} from LD_LIBRARY_PATH")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_check_that_kills_or_freezes_the_process_is_reported_and_the_rest_still_run(tmp_path: Path):
+    env = _plugin(tmp_path, "wrecker", """
+        import ctypes, os, re
+        from oddoctor import hookimpl
+        from oddoctor.checks import check, ok
+
+        @check(id="wreck.exit", title="Calls os._exit(0)")
+        def exits(snap):
+            os._exit(0)
+
+        @check(id="wreck.segfault", title="Crashes in C")
+        def segfault(snap):
+            ctypes.string_at(0)
+
+        @check(id="wreck.gil", title="Stuck in C holding the GIL", timeout_s=1)
+        def gil(snap):
+            re.match(r"(a+)+$", "a" * 64 + "b")  # catastrophic backtracking: never returns, never yields the GIL
+
+        @check(id="wreck.after", title="Runs after them")
+        def after(snap):
+            return ok("still standing")
+
+        @hookimpl
+        def oddoctor_checks():
+            return [exits, segfault, gil, after]
+        """)
+    t0 = time.monotonic()
+    proc = run_oddoctor("check", "--from", str(HEALTHY), "-p", "wrecker", "--json", env=env, timeout=100)
+    assert time.monotonic() - t0 < 60
+    res = {r["id"]: r for r in json.loads(proc.stdout)["results"]}
+    assert proc.returncode == 1
+    assert res["wreck.exit"]["status"] == "error"
+    assert "ended the process (exit status 0)" in res["wreck.exit"]["message"]
+    assert "killed by SIGSEGV" in res["wreck.segfault"]["message"]
+    assert "budget and was killed" in res["wreck.gil"]["message"]
+    assert res["wreck.after"]["status"] == "ok" and res["driver.present"]["status"] == "ok"

@@ -130,7 +130,7 @@ def check(
     only_ids, skip_ids = _split(only), _split(skip)
     _known_ids(ps, only_ids, "--only")
     _known_ids(ps, skip_ids, "--skip")
-    report = run_checks(ps, snap, ctx, only=only_ids, skip=skip_ids)
+    report = run_checks(ps, snap, ctx, only=only_ids, skip=skip_ids, isolate=True)
     if json_out:
         render_json(report, strict=strict, origin=origin)
     else:

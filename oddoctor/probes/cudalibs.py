@@ -261,36 +261,60 @@ def path_only_libs(environ: Mapping[str, str], loader_dirs: Iterable[str], ldcon
 
 
 def read_versions(libs: list[LibFacts], timeout_s: float = 30.0) -> None:
-    """Fill ``version``/``loadable``/``error`` from the libraries themselves, in a child process."""
+    """Fill ``version``/``loadable``/``error`` from the libraries themselves, in a child process.
+
+    A library whose loading kills the child (an aborting libcudart on LD_LIBRARY_PATH) is named as the one
+    that crashed, and the libraries after it are read in a fresh child; a hang ends the reading.
+    """
     libs = [lib for lib in libs if lib.loadable is not False]  # a broken link is already a fact
-    if not libs:
-        return
-    args = [f"{lib.name}:{lib.path}" for lib in libs]
-    try:
-        proc = subprocess.run([sys.executable, str(CHILD), *args], capture_output=True, text=True,
-                              timeout=timeout_s)
-        lines = proc.stdout.splitlines()
-        crashed = proc.returncode != 0
-    except subprocess.TimeoutExpired as e:
-        raw = e.stdout or b""
-        lines = (raw.decode() if isinstance(raw, bytes) else raw).splitlines()
-        crashed = True
-    except OSError as e:
-        for lib in libs:
-            lib.error = f"could not run the library probe: {e}"
-        return
-    for lib, line in zip(libs, lines):
+    while libs:
+        args = [f"{lib.name}:{lib.path}" for lib in libs]
+        hung = False
         try:
-            data = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        lib.loadable = bool(data.get("loadable"))
-        lib.error = data.get("error")
-        if data.get("version"):
-            lib.version = data["version"]
-    if crashed:
-        for lib in libs[len(lines):]:
-            lib.error = lib.error or "the library probe crashed or hung while loading this library"
+            proc = subprocess.run([sys.executable, str(CHILD), *args], capture_output=True, text=True,
+                                  timeout=timeout_s)
+            lines = proc.stdout.splitlines()
+            code: Optional[int] = proc.returncode
+        except subprocess.TimeoutExpired as e:
+            raw = e.stdout or b""
+            lines = (raw.decode() if isinstance(raw, bytes) else raw).splitlines()
+            code, hung = None, True
+        except OSError as e:
+            for lib in libs:
+                lib.error = f"could not run the library probe: {e}"
+            return
+        for lib, line in zip(libs, lines):
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            lib.loadable = bool(data.get("loadable"))
+            lib.error = data.get("error")
+            if data.get("version"):
+                lib.version = data["version"]
+        if code == 0 or len(lines) >= len(libs):
+            return
+        culprit, rest = libs[len(lines)], libs[len(lines) + 1:]
+        culprit.loadable = False
+        if hung:
+            culprit.error = f"loading this library hung for more than {timeout_s:g} s"
+            for lib in rest:
+                lib.error = lib.error or f"not read: loading {culprit.path} hung before it"
+            return
+        how = _signal_name(code)
+        culprit.error = f"loading this library crashed the process ({how})"
+        libs = rest
+
+
+def _signal_name(code: Optional[int]) -> str:
+    import signal
+
+    if code is not None and code < 0:
+        try:
+            return signal.Signals(-code).name
+        except ValueError:
+            return f"signal {-code}"
+    return f"exit status {code}"
 
 
 def _on_wsl() -> bool:

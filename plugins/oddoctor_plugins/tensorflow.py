@@ -11,6 +11,7 @@ from oddoctor.snapshot import Snapshot
 from oddoctor_plugins._advice import (
     LINUX,
     View,
+    dirname,
     gpu_expected,
     gpu_gate,
     install_fix,
@@ -60,6 +61,17 @@ def tf_importable(snap: Snapshot, ctx: Context) -> Result:
                     fix="Run `python -X importtime -c 'import tensorflow'` to see where it stops; a stuck "
                         "NFS/home path or a CUDA init that waits on the driver are the usual causes "
                         "(raise the limit with --tf-timeout)", details=details)
+    crashing = [lib for lib in (snap.cuda_libs.cudart or []) + (snap.cuda_libs.cudnn or [])
+                if lib.error and "crashed the process" in lib.error and lib.path]
+    if pr.signal and crashing:
+        lib = crashing[0]
+        where = dirname(lib.path or "")
+        details["crashing_library"] = lib.path
+        fix = (f"Remove {where} from LD_LIBRARY_PATH (or delete that broken copy) and reinstall the CUDA library it "
+               f"holds: loading {lib.path} crashes any process" if lib.source == "ld_library_path" else
+               f"Reinstall or remove {lib.path}: loading it crashes any process")
+        return fail(f"`import tensorflow` was killed by {pr.signal}, and loading {lib.path} ({lib.source}) alone "
+                    f"crashes a process too: {lib.error}", fix=fix, details=details)
     if pr.signal:
         hint = ("the CPU lacks an instruction the wheel needs (AVX): use a wheel built for it"
                 if pr.signal == "SIGILL" else "a native library (CUDA, cuDNN, protobuf) crashed on load")
