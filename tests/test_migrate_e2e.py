@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -168,9 +169,19 @@ def test_tf1_saved_model_and_image_folder_parity(migrated, tmp_path):
 
 
 @pytest.mark.timeout(300)
+def wait_for_progress(proc: subprocess.Popen, limit_s: float = 240) -> None:
+    """Read the runner's stderr until its first progress line (they come every 2 s once images flow)."""
+    seen = []
+    deadline = time.monotonic() + limit_s
+    for line in proc.stderr:
+        seen.append(line)
+        if line.startswith("progress:") or time.monotonic() > deadline:
+            break
+    assert seen and seen[-1].startswith("progress:"), "".join(seen)
+
+
 def test_runner_interrupted_mid_run_leaves_no_output_and_exits_130(migrated, tmp_path):
     import signal
-    import time
 
     _, out_dir, _, files = migrated
     many = tmp_path / "many"
@@ -181,13 +192,7 @@ def test_runner_interrupted_mid_run_leaves_no_output_and_exits_130(migrated, tmp
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     proc = subprocess.Popen([sys.executable, str(out_dir / "run_inference.py"), str(many), "--out", str(out)],
                             stderr=subprocess.PIPE, text=True, env=env, cwd=out_dir)
-    seen = []
-    deadline = time.monotonic() + 240
-    for line in proc.stderr:  # progress lines come every 2 s once images flow
-        seen.append(line)
-        if line.startswith("progress:") or time.monotonic() > deadline:
-            break
-    assert seen and seen[-1].startswith("progress:"), "".join(seen)
+    wait_for_progress(proc)
     proc.send_signal(signal.SIGINT)
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 130, rest

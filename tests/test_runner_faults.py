@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from oddoctor.migrate.emit import render_runner
-from tests.test_migrate_e2e import migrated, run_runner
+from tests.test_migrate_e2e import migrated, run_runner, wait_for_progress
 from tests.test_migrate_emit import hostile_spec, runner_module
 
 __all__ = ["migrated", "runner_module"]  # fixtures shared with the e2e and emit tests
@@ -310,13 +310,7 @@ def start_runner(migrated_dir: Path, *args) -> subprocess.Popen[str]:
 def test_signal_mid_run_exits_128_plus_n_and_writes_nothing(migrated, many_images, tmp_path, sig):
     out, summary = tmp_path / "det.jsonl", tmp_path / "summary.json"
     proc = start_runner(migrated[1], many_images, "--out", out, "--summary-json", summary)
-    seen = []
-    deadline = time.monotonic() + 240
-    for line in proc.stderr:  # progress lines come every 2 s once images flow
-        seen.append(line)
-        if line.startswith("progress:") or time.monotonic() > deadline:
-            break
-    assert seen and seen[-1].startswith("progress:"), "".join(seen)
+    wait_for_progress(proc)
     proc.send_signal(sig)
     rest = proc.stderr.read()
     assert proc.wait(timeout=60) == 128 + sig, rest
