@@ -168,7 +168,6 @@ def test_tf1_saved_model_and_image_folder_parity(migrated, tmp_path):
     assert (tmp_path / "out" / "saved_model" / "saved_model.pb").is_file()
 
 
-@pytest.mark.timeout(300)
 def wait_for_progress(proc: subprocess.Popen, limit_s: float = 240) -> None:
     """Read the runner's stderr until its first progress line (they come every 2 s once images flow)."""
     seen = []
@@ -180,6 +179,7 @@ def wait_for_progress(proc: subprocess.Popen, limit_s: float = 240) -> None:
     assert seen and seen[-1].startswith("progress:"), "".join(seen)
 
 
+@pytest.mark.timeout(300)
 def test_runner_interrupted_mid_run_leaves_no_output_and_exits_130(migrated, tmp_path):
     import signal
 
