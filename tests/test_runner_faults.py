@@ -460,3 +460,28 @@ def test_out_through_a_symlink_lands_in_its_target(migrated, tmp_path):
     assert link.is_symlink() and os.readlink(link) == str(target)
     assert '"detections"' in target.read_text() and len(target.read_text().splitlines()) == 1
     assert leftovers(tmp_path) == [] and leftovers(tmp_path / "real") == []
+
+
+# --- a TensorFlow that cannot be imported: found by a child process, not by this script dying ----------
+
+@pytest.mark.parametrize(("body", "args", "needle"), [
+    ("import os\nos.abort()\n", [], "`import tensorflow` was killed by SIGABRT"),
+    ("import time\ntime.sleep(600)\n", ["--tf-timeout", "2"], "`import tensorflow` hung for more than 2 s"),
+    ("raise ImportError('libcudart.so.12: cannot open shared object file')\n", [],
+     "ImportError: libcudart.so.12: cannot open shared object file"),
+], ids=["abort", "hang", "import-error"])
+def test_a_tensorflow_that_crashes_or_hangs_on_import_is_one_line_exit_1(script, tmp_path, body, args, needle):
+    path, image = script
+    fake = tmp_path / "fake" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(body)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "fake")}
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(path), str(image), "--out", str(tmp_path / "det.jsonl"), *args],
+                          capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert time.monotonic() - t0 < 30
+    assert proc.returncode == 1, proc.stderr
+    [line] = runner_errors(proc.stderr)
+    assert "TensorFlow cannot be used here" in line and needle in line and "oddoctor check" in line
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "det.jsonl").exists() and leftovers(tmp_path) == []

@@ -22,6 +22,7 @@ import os
 import queue
 import signal
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -165,6 +166,12 @@ def parse_args(argv=None):
                    help="also write counts and timings to this JSON file (written only if the run "
                         "succeeds, together with --out)")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the final line is still shown)")
+    p.add_argument("--tf-timeout", metavar="S", type=float_in(1, 3600), default=120.0,
+                   help="seconds a first `import tensorflow` in a child process may take (default 120): a "
+                        "TensorFlow that crashes or hangs on import is reported in one line instead of "
+                        "killing or hanging this script")
+    p.add_argument("--no-preflight", action="store_true",
+                   help="skip that child-process import (saves one TensorFlow import, a few seconds)")
     return p.parse_args(argv)
 
 
@@ -747,10 +754,44 @@ def open_outputs(args, opened):
             raise OutputError(f"--summary-json {args.summary_json}: is the same file as --out {args.out}")
 
 
+def preflight(timeout_s):
+    """Import TensorFlow in a child process first: why it cannot be used here, or None.
+
+    A TensorFlow that segfaults, aborts or hangs on import would otherwise take this script down with no
+    message, or hang it forever.
+    """
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    try:
+        proc = subprocess.run([sys.executable, "-c", "import tensorflow"], capture_output=True, text=True,
+                              timeout=timeout_s, env=env, stdin=subprocess.DEVNULL, check=False)
+    except subprocess.TimeoutExpired:
+        return f"`import tensorflow` hung for more than {timeout_s:g} s (--tf-timeout)"
+    except OSError as e:
+        return f"cannot start {sys.executable}: {e.strerror or e}"
+    if proc.returncode == 0:
+        return None
+    lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+    last = lines[-1][:300] if lines else ""
+    if proc.returncode < 0:
+        try:
+            how = f"was killed by {signal.Signals(-proc.returncode).name}"
+        except ValueError:
+            how = f"was killed by signal {-proc.returncode}"
+        return f"`import tensorflow` {how}" + (f": {last}" if last else "")
+    return f"`import tensorflow` failed: {last or f'exit status {proc.returncode}'}"
+
+
 def run(args, paths, signals, out, summary):
     """Configure TensorFlow, load the model, stream the images through it once, commit the outputs."""
     signals.raise_now()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not args.no_preflight and "tensorflow" not in sys.modules:
+        problem = preflight(args.tf_timeout)
+        signals.raise_now()
+        if problem is not None:
+            print(f"run_inference.py: error: TensorFlow cannot be used here: {problem}; nothing was written "
+                  "(`pip install oddoctor && oddoctor check` names the cause and its fix)", file=sys.stderr)
+            return 1
     import tensorflow as tf  # after argument parsing: --help and bad options stay fast
 
     try:
