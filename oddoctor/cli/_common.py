@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated, Any, NoReturn, Optional, TextIO
+from typing import Annotated, Any, Callable, NoReturn, Optional, TextIO
 
 import typer
 
@@ -45,17 +45,26 @@ class Terminated(BaseException):
         self.signum = signum
 
 
-def install_signal_handlers() -> None:
-    """Turn SIGTERM and SIGHUP into :class:`Terminated` in the main thread (where Python runs handlers)."""
+def install_signal_handlers() -> Callable[[], None]:
+    """Turn SIGTERM and SIGHUP into :class:`Terminated` in the main thread (where Python runs handlers).
+
+    Returns what puts the previous handlers back (``main()`` does, so an in-process caller keeps its own)."""
     import signal
 
     def handler(signum: int, _frame: object) -> None:
         raise Terminated(signum)
 
+    previous: dict[int, Any] = {}
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
         if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
-            signal.signal(sig, handler)
+            previous[sig] = signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 def finite_float(value: float, option: str, low: float, high: float) -> float:

@@ -83,8 +83,15 @@ def _safe_stdio() -> None:
 def main(argv: Optional[list[str]] = None) -> None:
     """Console-script entry point: usage errors exit 2, unexpected errors exit 1, no tracebacks; SIGINT,
     SIGTERM and SIGHUP clean up (temp files, child processes) and exit 130 / 128+N."""
-    install_signal_handlers()
+    restore = install_signal_handlers()
     _safe_stdio()
+    try:
+        _main(argv)
+    finally:
+        restore()
+
+
+def _main(argv: Optional[list[str]]) -> None:
     try:
         app(args=argv, prog_name="oddoctor", standalone_mode=True)
     except Terminated as e:
