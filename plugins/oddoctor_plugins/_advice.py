@@ -56,6 +56,15 @@ def gpu_gate(v: View, ctx: Context, what: str = "GPU checks") -> Optional[Result
     return unknown("nvidia_hw", v.unknown("nvidia_hw") or "no evidence either way")
 
 
+def installed_tf_gate(v: View, ctx: Context, cannot: str) -> Optional[Result]:
+    """``gpu_gate``, then the skip of a check that needs the installed TensorFlow's own facts, which a release
+    judged with ``--tf`` does not have yet (``cannot``: what it cannot have done)."""
+    gate = gpu_gate(v, ctx)
+    if gate is None and v.planned is not None:
+        return skip(f"TensorFlow {v.planned} is not installed yet (--tf): {cannot}")
+    return gate
+
+
 # --- install lines ------------------------------------------------------------------------------
 
 def dirname(path: str) -> str:

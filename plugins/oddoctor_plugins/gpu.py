@@ -23,6 +23,7 @@ from oddoctor_plugins._advice import (
     cc_fix,
     gpu_expected,
     gpu_gate,
+    installed_tf_gate,
     newest_for_this_machine,
     no_wheel_fix,
     tf_for_cc,
@@ -119,12 +120,10 @@ def gpu_visible(snap: Snapshot, ctx: Context) -> Result:
     TensorFlow could not load.
     """
     v = view(snap)
-    gate = gpu_gate(v, ctx)
+    gate = installed_tf_gate(v, ctx, "it cannot list GPUs")
     if gate is not None:
         return gate
     tf = snap.tensorflow
-    if v.planned is not None:
-        return skip(f"TensorFlow {v.planned} is not installed yet (--tf): it cannot list GPUs")
     details: dict[str, object] = {"gpus": len(v.gpus) if v.gpus is not None else None,
                                   "tf_gpus": len(tf.gpus) if tf.gpus is not None else None}
     if snap.nvml.gpus == [] and snap.nvml.available:

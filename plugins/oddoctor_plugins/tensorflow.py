@@ -15,6 +15,7 @@ from oddoctor_plugins._advice import (
     gpu_expected,
     gpu_gate,
     install_fix,
+    installed_tf_gate,
     newest_for_this_machine,
     pip_tf,
     view,
@@ -194,12 +195,10 @@ def tf_gpu_libs_loaded(snap: Snapshot, ctx: Context) -> Result:
     tensorflow[and-cuda]); unset CUDA_VISIBLE_DEVICES.
     """
     v = view(snap)
-    gate = gpu_gate(v, ctx)
+    gate = installed_tf_gate(v, ctx, "it has loaded no library")
     if gate is not None:
         return gate
     tf = snap.tensorflow
-    if v.planned is not None:
-        return skip(f"TensorFlow {v.planned} is not installed yet (--tf): it has loaded no library")
     if v.tf_imports is False:
         return skip("TensorFlow does not import (see tf.importable)")
     if v.is_cuda_build is False:
