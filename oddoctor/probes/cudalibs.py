@@ -28,6 +28,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
+from oddoctor.childproc import run_child, signal_name
 from oddoctor.snapshot import CudaLibsFacts, LibFacts, ProbeError
 
 CHILD = Path(__file__).resolve().parent.parent / "_child" / "libversion.py"
@@ -269,20 +270,12 @@ def read_versions(libs: list[LibFacts], timeout_s: float = 30.0) -> None:
     libs = [lib for lib in libs if lib.loadable is not False]  # a broken link is already a fact
     while libs:
         args = [f"{lib.name}:{lib.path}" for lib in libs]
-        hung = False
-        try:
-            proc = subprocess.run([sys.executable, str(CHILD), *args], capture_output=True, text=True,
-                                  timeout=timeout_s)
-            lines = proc.stdout.splitlines()
-            code: Optional[int] = proc.returncode
-        except subprocess.TimeoutExpired as e:
-            raw = e.stdout or b""
-            lines = (raw.decode() if isinstance(raw, bytes) else raw).splitlines()
-            code, hung = None, True
-        except OSError as e:
+        child = run_child([sys.executable, str(CHILD), *args], timeout_s=timeout_s)
+        if child.start_error is not None:
             for lib in libs:
-                lib.error = f"could not run the library probe: {e}"
+                lib.error = f"could not run the library probe: {child.start_error}"
             return
+        lines, code, hung = child.stdout_lines, child.returncode, child.timed_out
         for lib, line in zip(libs, lines):
             try:
                 data = json.loads(line)
@@ -301,20 +294,9 @@ def read_versions(libs: list[LibFacts], timeout_s: float = 30.0) -> None:
             for lib in rest:
                 lib.error = lib.error or f"not read: loading {culprit.path} hung before it"
             return
-        how = _signal_name(code)
+        how = signal_name(code) or f"exit status {code}"
         culprit.error = f"loading this library crashed the process ({how})"
         libs = rest
-
-
-def _signal_name(code: Optional[int]) -> str:
-    import signal
-
-    if code is not None and code < 0:
-        try:
-            return signal.Signals(-code).name
-        except ValueError:
-            return f"signal {-code}"
-    return f"exit status {code}"
 
 
 def _on_wsl() -> bool:

@@ -9,19 +9,20 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Optional
 
+from oddoctor.childproc import Cancelled, run_child
 from oddoctor.probes.packages import TF_DISTRIBUTIONS, tf_distributions
 from oddoctor.snapshot import Distribution, ProbeError, ProbeOutcome, TensorFlowFacts, TfGpu
 
-__all__ = ["DEFAULT_TIMEOUT_S", "TF_DISTRIBUTIONS", "TensorFlowFacts", "installed_distribution", "probe_tensorflow"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S", "TF_DISTRIBUTIONS", "Cancelled", "TensorFlowFacts", "installed_distribution",
+    "probe_tensorflow",
+]
 
 CHILD = Path(__file__).resolve().parent.parent / "_child" / "probe_tf.py"
 DEFAULT_TIMEOUT_S = 60.0
@@ -73,40 +74,21 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str]
     data: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="oddoctor-tf-") as tmp:
         out = Path(tmp) / "facts.json"
-        err_path = Path(tmp) / "stderr.txt"
-        t0 = time.monotonic()
-        with open(err_path, "wb") as err:
-            try:
-                proc = subprocess.Popen([python or sys.executable, str(CHILD), str(out), *TF_DISTRIBUTIONS],
-                                        stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
-                                        start_new_session=True)
-            except OSError as e:
-                outcome.ran = False
-                outcome.error = f"could not start the TensorFlow probe: {e}"
-                _note(errors, "tensorflow", outcome.error)
-                return facts
-            try:
-                code = _wait(proc, t0 + timeout_s, cancel)
-                if code is None:  # past the deadline
-                    outcome.timed_out = True
-                    _kill_group(proc)
-                    code = proc.wait()
-            except BaseException:  # Ctrl-C, SIGTERM, a cancel: its own session gets no terminal signal
-                _kill_group(proc)
-                proc.wait()
-                raise
-        outcome.elapsed_s = round(time.monotonic() - t0, 3)
-        outcome.timed_out = bool(outcome.timed_out)
-        if code is not None and code < 0:
-            try:
-                outcome.signal = signal.Signals(-code).name
-            except ValueError:
-                outcome.signal = f"signal {-code}"
-        else:
-            outcome.exit_code = code
-        stderr = err_path.read_text(encoding="utf-8", errors="replace").splitlines()
-        outcome.stderr_tail = [ln.rstrip() for ln in stderr[-STDERR_TAIL_LINES:]]
-        facts.log_lines = _interesting(stderr)
+        child = run_child([python or sys.executable, str(CHILD), str(out), *TF_DISTRIBUTIONS],
+                          timeout_s=timeout_s, env=env, cancel=cancel, merge_stderr=True)
+        if child.start_error is not None:
+            outcome.ran = False
+            outcome.error = f"could not start the TensorFlow probe: {child.start_error}"
+            _note(errors, "tensorflow", outcome.error)
+            return facts
+        outcome.elapsed_s = child.elapsed_s
+        outcome.timed_out = child.timed_out
+        if child.signal and not child.timed_out:
+            outcome.signal = child.signal
+        elif not child.timed_out:
+            outcome.exit_code = child.returncode
+        outcome.stderr_tail = [ln.rstrip() for ln in child.stderr_lines[-STDERR_TAIL_LINES:]]
+        facts.log_lines = _interesting(child.stderr_lines)
         if out.exists():
             try:
                 loaded = json.loads(out.read_text(encoding="utf-8"))
@@ -115,23 +97,6 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str]
                 data = {}
     _apply(facts, outcome, data, errors)
     return facts
-
-
-class Cancelled(Exception):
-    """The caller gave up on the probe (Ctrl-C or SIGTERM in another thread): the child was killed."""
-
-
-def _wait(proc: subprocess.Popen, deadline: float, cancel: Optional[threading.Event]) -> Optional[int]:
-    """The child's exit code, None past ``deadline``; raises :class:`Cancelled` as soon as ``cancel`` is set."""
-    while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            return None
-        try:
-            return proc.wait(timeout=min(left, 0.1) if cancel is not None else left)
-        except subprocess.TimeoutExpired:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("the TensorFlow probe was cancelled") from None
 
 
 def _set_distributions(facts: TensorFlowFacts, dists: list[Distribution]) -> None:
@@ -210,13 +175,3 @@ def _interesting(lines: list[str], limit: int = LOG_LINES_LIMIT) -> list[str]:
             if len(out) >= limit:
                 break
     return out
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        if sys.platform == "win32":
-            proc.kill()
-        else:
-            os.killpg(proc.pid, signal.SIGKILL)
-    except OSError:
-        proc.kill()
