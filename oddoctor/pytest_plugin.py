@@ -119,14 +119,11 @@ def _problems(report: Any, ids: tuple[str, ...] = (), strict: bool = False, *,
     from oddoctor.checks import Result, Status
     from oddoctor.runner import select
 
-    bad = {Status.FAIL, Status.ERROR} | ({Status.WARN} if strict else set())
-    if require_ok:
-        bad.add(Status.SKIP)
     # select() filters by id or id prefix; results share the checks' id scheme.
-    chosen = select(report.results, list(ids)) if ids else report.results
+    problems = report.problems(strict=strict, skipped_too=require_ok)
+    chosen = select(problems, list(ids)) if ids else problems
     missing = [i for i in ids if not select(report.results, [i])]
-    return [r for r in chosen if r.status in bad] + [
-        Result(Status.ERROR, "no such check was run", id=i) for i in missing]
+    return chosen + [Result(Status.ERROR, "no such check was run", id=i) for i in missing]
 
 
 def _describe(results: list[Any]) -> str:

@@ -30,9 +30,17 @@ class Report:
             out[r.status.value] += 1
         return out
 
-    def exit_code(self, *, strict: bool = False) -> int:
+    def problems(self, *, strict: bool = False, skipped_too: bool = False) -> list[Result]:
+        """Results that stand in the way: fail and error; with ``strict`` warn too; with ``skipped_too`` skip too
+        (a test that needs the GPU cannot run where the GPU checks skip)."""
         bad = {Status.FAIL, Status.ERROR} | ({Status.WARN} if strict else set())
-        return 1 if any(r.status in bad for r in self.results) else 0
+        if skipped_too:
+            bad.add(Status.SKIP)
+        return [r for r in self.results if r.status in bad]
+
+    def exit_code(self, *, strict: bool = False) -> int:
+        """0: nothing stands in the way; 1: something does (:meth:`problems`)."""
+        return 1 if self.problems(strict=strict) else 0
 
 
 def _error(check_id: str, title: str, plugin: str, message: str, **details: Any) -> Result:
