@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
-from packaging.version import InvalidVersion, Version
+from packaging.version import Version
 
 from oddoctor.snapshot import GpuFacts, GpuProcess, LibFacts, Snapshot
+from oddoctor.versions import parse_version
 
 if TYPE_CHECKING:
     from oddoctor.compat.data import TfBuild
@@ -32,20 +33,6 @@ VENDOR_DISTRIBUTIONS = ("nvidia-tensorflow",)
 #: Distributions without CUDA support whatever their version.
 CPU_DISTRIBUTIONS = ("tensorflow-cpu", "tensorflow-intel", "tensorflow-macos", "intel-tensorflow",
                      "tf-nightly-cpu", "tensorflow-cpu-aws", "tensorflow-aarch64")
-
-
-def parse_version(text: object) -> Optional[Version]:
-    """``"2.15.0"`` -> Version; anything unreadable (``None``, ``""``, ``"?"``) -> None. The project's one parser."""
-    if text is None:
-        return None
-    s = str(text).strip().lstrip("vV")
-    m = re.match(r"\d+(\.\d+)*", s)
-    if not m:
-        return None
-    try:
-        return Version(m.group(0))
-    except InvalidVersion:
-        return None
 
 
 @dataclass

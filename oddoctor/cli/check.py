@@ -146,7 +146,7 @@ def check(
 def _tf_release(text: str) -> str:
     """``--tf``: a TensorFlow release of the tested-build tables (2.15, 2.15.1, 1.15); else a usage error."""
     from oddoctor import compat
-    from oddoctor.view import parse_version
+    from oddoctor.versions import parse_version
 
     v = parse_version(text)
     rows = [b for os_ in compat.OSES for b in compat.builds(os_)]

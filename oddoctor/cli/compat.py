@@ -12,6 +12,7 @@ import typer
 from packaging.version import InvalidVersion, Version
 
 from oddoctor.cli._common import EXIT_FAIL, EXIT_OK, JsonOpt, die, emit_json
+from oddoctor.versions import padded
 
 COMPAT_SCHEMA_VERSION = 1
 
@@ -112,7 +113,7 @@ def _tf_query(doc: dict[str, Any], tf: Version, os_: str, drv: Optional[Version]
         die(f"TensorFlow {tf} is not in the tested {os_} GPU build table "
             f"(it lists {rows[-1].version} to {rows[0].version})")
     doc["tf"] = _build_doc(b, os_, driver_os)
-    if b.version != Version(".".join(str(x) for x in (*tf.release, 0, 0)[:3])):
+    if b.version != padded(tf):
         notes.append(f"{tf} is not listed itself; {b.version} is the tested build of its series")
     code = EXIT_OK
     if py is not None:

@@ -16,6 +16,8 @@ from typing import Optional
 
 from packaging.version import InvalidVersion, Version
 
+from oddoctor.versions import major_minor, parse_version, two_part
+
 LINUX = "linux"
 WINDOWS = "windows"
 OSES = (LINUX, WINDOWS)
@@ -67,24 +69,6 @@ def _read(name: str) -> tuple[DataSource, list[dict[str, str]]]:
     return DataSource(name, tuple(sources), read, tuple(notes)), rows
 
 
-def parse_version(text: Optional[str]) -> Optional[Version]:
-    """``Version`` of ``text``, or None for empty, ``N/A`` and unparseable values."""
-    if text is None:
-        return None
-    text = str(text).strip()
-    if not text or text.upper() == "N/A":
-        return None
-    try:
-        return Version(text)
-    except InvalidVersion:
-        return None
-
-
-def _major_minor(v: Version) -> Version:
-    rel = (*v.release, 0)
-    return Version(f"{rel[0]}.{rel[1]}")
-
-
 @dataclass(frozen=True)
 class TfBuild:
     """One row of TensorFlow's tested build configurations (GPU)."""
@@ -106,11 +90,11 @@ class TfBuild:
 
     @property
     def cuda_version(self) -> Version:
-        return _normalize_short(self.cuda)
+        return two_part(self.cuda)
 
     @property
     def cudnn_version(self) -> Version:
-        return _normalize_short(self.cudnn)
+        return two_part(self.cudnn)
 
     @property
     def python_min(self) -> Version:
@@ -122,13 +106,8 @@ class TfBuild:
 
     def supports_python(self, python: str | Version) -> bool:
         """True when Python ``major.minor`` of ``python`` is in the listed set (3.0-3.2 are not in "2.7, 3.3-3.6")."""
-        v = _major_minor(Version(str(python)))
+        v = major_minor(Version(str(python)))
         return any(lo <= v <= hi for lo, hi in self.python_ranges)
-
-
-def _normalize_short(text: str) -> Version:
-    v = Version(text)
-    return v if len(v.release) >= 2 else Version(f"{v.release[0]}.0")
 
 
 def _python_ranges(listed: str) -> tuple[tuple[Version, Version], ...]:
@@ -163,10 +142,10 @@ class DriverRow:
             if spec.endswith(".x"):
                 return cuda.major == int(spec[:-2])
             lo, sep, hi = spec.partition("-")
-            mm = _major_minor(cuda)
+            mm = major_minor(cuda)
             if sep:
                 return Version(lo) <= mm <= Version(hi)
-            return mm == _major_minor(Version(lo))
+            return mm == major_minor(Version(lo))
         row = Version(spec).release
         want = cuda.release if len(cuda.release) >= 2 else (cuda.release[0], 0)
         n = min(len(row), len(want))
@@ -184,7 +163,7 @@ class CapsRow:
     confidence: str  # "verified" or "probable"
 
     def covers_tf(self, tf: Version) -> bool:
-        mm = _major_minor(tf)
+        mm = major_minor(tf)
         return self.tf_min <= mm and (self.tf_max is None or mm <= self.tf_max)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional
 
 from packaging.version import InvalidVersion, Version
 
@@ -22,22 +22,12 @@ from oddoctor.compat.data import (
     driver_rows,
     tf_builds,
 )
-
-VersionLike = Union[str, Version]
+from oddoctor.versions import VersionLike, as_version, major_minor, padded, two_part
 
 #: TensorFlow 2.11 and later have no CUDA build for native Windows.
 WINDOWS_LAST_GPU_SERIES = Version("2.10")
 #: The ``tensorflow[and-cuda]`` extra (pip-installed CUDA/cuDNN wheels) exists from 2.14 on Linux.
 AND_CUDA_FROM = Version("2.14")
-
-
-def as_version(v: VersionLike) -> Version:
-    return v if isinstance(v, Version) else Version(str(v).strip())
-
-
-def major_minor(v: VersionLike) -> Version:
-    rel = (*as_version(v).release, 0)
-    return Version(f"{rel[0]}.{rel[1]}")
 
 
 # --- versions as TensorFlow reports them ---------------------------------------------------------
@@ -55,7 +45,7 @@ def normalize_cuda(text: object) -> Optional[Version]:
         v = Version(s)
     except InvalidVersion:
         return None
-    return v if len(v.release) >= 2 else Version(f"{v.release[0]}.0")
+    return two_part(v)
 
 
 def normalize_cudnn(text: object) -> Optional[Version]:
@@ -88,7 +78,7 @@ def tf_build_for(tf_version: VersionLike, os: str = LINUX) -> Optional[TfBuild]:
         v = as_version(tf_version)
     except InvalidVersion:
         return None
-    rel = Version(".".join(str(x) for x in (*v.release, 0, 0)[:3]))
+    rel = padded(v)
     rows = tf_builds(os)
     for b in rows:
         if b.version == rel:

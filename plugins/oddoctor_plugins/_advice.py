@@ -17,7 +17,8 @@ from oddoctor.checks import Context, Result, skip, unknown
 from oddoctor.compat.data import LINUX, WINDOWS, TfBuild
 from oddoctor.compat.rules import format_driver
 from oddoctor.snapshot import LibFacts
-from oddoctor.view import View, parse_version, view
+from oddoctor.versions import parse_version
+from oddoctor.view import View, view
 
 #: JIT cache large enough for TensorFlow's kernels (docs suggest 2 GiB; 4 GiB is CUDA's maximum).
 JIT_CACHE = "CUDA_CACHE_MAXSIZE=4294967296"
