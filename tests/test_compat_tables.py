@@ -135,3 +135,17 @@ def test_compat_bad_input_one_line_no_traceback():
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and proc.stderr.startswith("oddoctor: error: --driver")
     assert "Traceback" not in proc.stderr
+
+
+def test_query_library_answers_without_printing_or_exiting(capsys):
+    from oddoctor.compat.query import CompatQueryError, ask
+
+    a = ask(tf="2.15", driver="470.82")
+    assert a.ok is False and a.to_dict()["driver_fits"] is False
+    assert any("below 525.60.13" in n for n in a.notes)
+    assert ask(driver="470.82", python="3.9").to_dict()["newest"]["series"] == "2.14"
+    with pytest.raises(CompatQueryError, match="not a version number"):
+        ask(driver="abc")
+    with pytest.raises(CompatQueryError, match="not in the tested"):
+        ask(tf="3.0")
+    assert capsys.readouterr() == ("", "")
