@@ -73,7 +73,7 @@ def render(checks: list[Check]) -> str:
 
 def generate() -> str:
     """Render the catalogue from the checks registered through the ``oddoctor`` entry points."""
-    from oddoctor.plugins import collect_checks, make_plugin_manager
+    from oddoctor.manager import collect_checks, make_plugin_manager
 
     return render(collect_checks(make_plugin_manager()))
 

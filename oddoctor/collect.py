@@ -9,7 +9,7 @@ import threading
 from typing import Any, Callable, Optional, TypeVar
 
 from oddoctor import __version__
-from oddoctor.plugins import PluginSet, collect_fact_probes
+from oddoctor.manager import PluginSet, collect_fact_probes
 from oddoctor.probes import cudalibs, hardware, nvml, packages, system
 from oddoctor.probes import tensorflow as tf_probe
 from oddoctor.snapshot import (

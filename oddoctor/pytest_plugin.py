@@ -69,14 +69,14 @@ class _State:
                     raise pytest.UsageError(f"--oddoctor-from: {e}") from None
             else:
                 from oddoctor.collect import collect_snapshot
-                from oddoctor.plugins import make_plugin_manager
+                from oddoctor.manager import make_plugin_manager
 
                 self._snapshot = collect_snapshot(make_plugin_manager())
         return self._snapshot
 
     def report(self, min_vram: Optional[int] = None) -> Any:
         from oddoctor.checks import Context
-        from oddoctor.plugins import make_plugin_manager
+        from oddoctor.manager import make_plugin_manager
         from oddoctor.runner import run_checks
 
         key = min_vram if min_vram is not None else self.default_min_vram()

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, TypeVar
 
 from oddoctor.checks import Check, Context, Result, Status
-from oddoctor.plugins import PluginSet, collect_checks
+from oddoctor.manager import PluginSet, collect_checks
 from oddoctor.snapshot import Snapshot
 
 

@@ -48,7 +48,7 @@ _PS = None
 def _plugins():
     global _PS
     if _PS is None:
-        from oddoctor.plugins import make_plugin_manager
+        from oddoctor.manager import make_plugin_manager
 
         _PS = make_plugin_manager()
     return _PS

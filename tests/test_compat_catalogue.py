@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from oddoctor import catalogue
 from oddoctor.checks import check, ok
-from oddoctor.plugins import collect_checks, make_plugin_manager
+from oddoctor.manager import collect_checks, make_plugin_manager
 from tests.conftest import REPO
 
 

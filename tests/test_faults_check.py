@@ -156,7 +156,7 @@ def test_fact_probes_that_hang_or_hold_nan_are_recorded_not_fatal(tmp_path: Path
 
     monkeypatch.setattr(collect, "FACT_PROBE_TIMEOUT_S", 1.0)
     monkeypatch.syspath_prepend(str(tmp_path))
-    from oddoctor.plugins import make_plugin_manager
+    from oddoctor.manager import make_plugin_manager
     from oddoctor.snapshot import Snapshot
 
     snap = Snapshot()

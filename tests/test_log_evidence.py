@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from oddoctor.checks import Context, Status
-from oddoctor.plugins import make_plugin_manager
+from oddoctor.manager import make_plugin_manager
 from oddoctor.runner import run_checks
 from oddoctor.snapshot import Snapshot
 

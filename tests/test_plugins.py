@@ -10,7 +10,7 @@ import pytest
 
 from oddoctor import hookimpl
 from oddoctor.checks import Status, check, fail, ok
-from oddoctor.plugins import make_plugin_manager
+from oddoctor.manager import make_plugin_manager
 from oddoctor.runner import run_checks
 from oddoctor.snapshot import load_snapshot
 from tests.conftest import SNAPSHOTS, run_json
@@ -177,3 +177,27 @@ def test_fact_probes_fill_extra_and_a_failing_probe_is_recorded(tmp_path: Path, 
     snap = collect_snapshot(ps)
     assert snap.extra["acme_quota"] == {"gpus": 2}
     assert any("acme_broken" in e.error and "ZeroDivisionError" in e.error for e in snap.probe_errors)
+
+
+def test_a_misspelled_hook_is_an_error_naming_the_plugin_and_the_rest_still_run(tmp_path: Path, monkeypatch):
+    (tmp_path / "acme_typo.py").write_text(textwrap.dedent('''
+        from oddoctor import hookimpl
+        from oddoctor.checks import check, ok
+
+        @check(id="acme.never-seen", title="never seen")
+        def never(snap):
+            return ok("fine")
+
+        @hookimpl
+        def oddoctor_check():  # the hook is oddoctor_checks
+            return [never]
+    '''))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ps = make_plugin_manager(modules=["acme_typo"])
+    [err] = [e for e in ps.errors if e.plugin == "acme_typo"]
+    assert "oddoctor_check" in err.message and "oddoctor_checks" in err.message and err.stage == "load"
+    report = run_checks(ps, load_snapshot(HEALTHY))
+    by_id = {r.id: r for r in report.results}
+    assert "acme.never-seen" not in by_id
+    assert any(r.status is Status.ERROR and r.plugin == "acme_typo" for r in report.results)
+    assert by_id["driver.present"].status is Status.OK  # the built-ins still ran

@@ -12,7 +12,7 @@ from typing import Callable
 import pytest
 
 from oddoctor.checks import Context, Status
-from oddoctor.plugins import collect_checks, make_plugin_manager
+from oddoctor.manager import collect_checks, make_plugin_manager
 from oddoctor.runner import run_checks
 from oddoctor.snapshot import ProbeError, Snapshot, load_snapshot
 from oddoctor.view import FACT_NAMES, view

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 if TYPE_CHECKING:
-    from oddoctor.plugins import PluginSet
+    from oddoctor.manager import PluginSet
 
 from oddoctor.cli._common import (
     JsonOpt,
@@ -46,7 +46,7 @@ def _known_ids(ps: PluginSet, ids: Optional[list[str]], option: str) -> None:
     selected nothing."""
     if not ids:
         return
-    from oddoctor.plugins import collect_checks
+    from oddoctor.manager import collect_checks
     from oddoctor.runner import select
 
     registered = collect_checks(ps)
@@ -97,7 +97,7 @@ def check(
     Exit 0: nothing failed. 1: a check failed or errored (--strict: or warned). 2: bad usage or input.
     """
     from oddoctor.checks import Context
-    from oddoctor.plugins import make_plugin_manager
+    from oddoctor.manager import make_plugin_manager
     from oddoctor.render import render_human, render_json
     from oddoctor.runner import run_checks
     from oddoctor.snapshot import SnapshotError, load_snapshot
@@ -190,7 +190,7 @@ def collect(
 ) -> None:
     """Write a JSON snapshot of this machine's facts, to diagnose here or elsewhere with `check --from`."""
     from oddoctor.collect import collect_snapshot
-    from oddoctor.plugins import make_plugin_manager
+    from oddoctor.manager import make_plugin_manager
 
     finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
     ps = make_plugin_manager(modules=plugin)
@@ -207,7 +207,7 @@ def collect(
 
 def list_checks(json_out: JsonOpt = False, plugin: PluginOpt = None) -> None:
     """List every registered check: id, plugin, description."""
-    from oddoctor.plugins import collect_checks, make_plugin_manager
+    from oddoctor.manager import collect_checks, make_plugin_manager
 
     ps = make_plugin_manager(modules=plugin)
     checks = collect_checks(ps)

@@ -1,4 +1,9 @@
-"""The plugin manager façade: the only module that touches ``pm.hook``."""
+"""The plugin manager façade: the only module that touches ``pm.hook``.
+
+Built-in checks (``oddoctor_plugins.*``) and third-party plugins load the same way, through the ``oddoctor``
+entry-point group; whatever goes wrong while loading one plugin (an import error, a bad hook signature, a
+hook name oddoctor does not define) is recorded against that plugin and the others still load.
+"""
 
 from __future__ import annotations
 
@@ -75,6 +80,16 @@ def _register(ps: PluginSet, plugin: object, name: str) -> None:
         ps.pm.register(plugin, name=name)
     except (Exception, SystemExit) as e:  # noqa: BLE001 - pluggy validates hook signatures at registration
         ps.errors.append(PluginError(name, _describe(e), "load"))
+        return
+    try:  # a misspelled hook (oddoctor_check for oddoctor_checks) is never called: say so, not nothing
+        ps.pm.check_pending()
+    except pluggy.PluginValidationError as e:
+        ps.pm.unregister(plugin)
+        ps.errors.append(PluginError(name, f"{_describe(e)} (oddoctor's hooks: {_hook_names()})", "load"))
+
+
+def _hook_names() -> str:
+    return ", ".join(sorted(n for n in vars(hookspecs) if n.startswith("oddoctor_")))
 
 
 def _call_each(ps: PluginSet, hook_name: str) -> list[tuple[str, Any]]:
