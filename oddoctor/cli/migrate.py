@@ -1,6 +1,6 @@
 """`oddoctor migrate`: a TF1 frozen graph or SavedModel to a TF2 SavedModel, proven equal.
 
-TensorFlow is imported only when the command runs (inside ``oddoctor.migrate.core``).
+TensorFlow is imported only when the command runs (inside ``oddoctor.migrate.pipeline``).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def migrate(
         parse_outputs,
     )
     from oddoctor.migrate import migrate as run_migration
-    from oddoctor.migrate.core import MAX_TOLERANCE
+    from oddoctor.migrate.pipeline import MAX_TOLERANCE
     from oddoctor.render import clean
 
     try:

@@ -15,8 +15,8 @@ Public API (TensorFlow is imported only when a migration runs):
 from __future__ import annotations
 
 from oddoctor.migrate.convert import MigrateInputError, parse_outputs
-from oddoctor.migrate.core import DEFAULT_TOLERANCE, ParityError, TensorFlowUnusable, migrate, tensorflow_preflight
 from oddoctor.migrate.outdir import OutputDirError
+from oddoctor.migrate.pipeline import DEFAULT_TOLERANCE, ParityError, TensorFlowUnusable, migrate, tensorflow_preflight
 
 __all__ = ["DEFAULT_TOLERANCE", "MigrateInputError", "OutputDirError", "ParityError", "TensorFlowUnusable",
            "migrate", "parse_outputs", "tensorflow_preflight"]
