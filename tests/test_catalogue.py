@@ -5,7 +5,7 @@ from __future__ import annotations
 from oddoctor import catalogue
 from oddoctor.checks import check, ok
 from oddoctor.manager import collect_checks, make_plugin_manager
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def test_docs_checks_md_is_up_to_date():

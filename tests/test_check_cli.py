@@ -8,7 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from tests.conftest import REPO, SNAPSHOTS, run_json, run_oddoctor
+from tests.helpers import REPO, SNAPSHOTS, run_json, run_oddoctor
 
 SCHEMA = json.loads((REPO / "oddoctor" / "schemas" / "check-report.schema.json").read_text())
 

@@ -13,7 +13,7 @@ from oddoctor.checks import Check, Context, Status
 from oddoctor.compat import logs
 from oddoctor.snapshot import GpuProcess, LibFacts, Snapshot, load_snapshot
 from oddoctor_plugins import cuda, driver, gpu, memory, platform, python, tensorflow
-from tests.conftest import SNAPSHOTS
+from tests.helpers import SNAPSHOTS
 
 #: The built-in checks by function name, whichever area module holds them.
 plugin = SimpleNamespace(**{name: obj for mod in (cuda, driver, gpu, memory, platform, python, tensorflow)

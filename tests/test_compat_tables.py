@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from oddoctor import compat
 from oddoctor.cli.main import app
-from tests.conftest import run_oddoctor
+from tests.helpers import run_oddoctor
 
 runner = CliRunner()
 

@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 
 from oddoctor.cli.main import app
 from oddoctor.snapshot import Snapshot
-from tests.conftest import REPO, SNAPSHOTS, run_json, run_oddoctor
 from tests.corpus_eval import corpus_files, evaluate, raw, table
+from tests.helpers import REPO, SNAPSHOTS, run_json, run_oddoctor
 
 CASES = corpus_files()
 BROKEN = [p for p in CASES if raw(p)["_expect"].get("kind", "broken") == "broken"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from oddoctor import hookspecs
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 def _readme_commands() -> list[str]:

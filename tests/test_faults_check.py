@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, SNAPSHOTS, run_oddoctor
+from tests.helpers import REPO, SNAPSHOTS, run_oddoctor
 
 HEALTHY = SNAPSHOTS / "core_healthy_h100_tf221.json"
 

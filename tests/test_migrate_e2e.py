@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.conftest import run_oddoctor
+from tests.helpers import run_oddoctor
 from tests.test_migrate_emit import rle_decode
 
 pytestmark = [pytest.mark.tf, pytest.mark.slow]

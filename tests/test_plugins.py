@@ -13,7 +13,7 @@ from oddoctor.checks import Status, check, fail, ok
 from oddoctor.manager import make_plugin_manager
 from oddoctor.runner import run_checks
 from oddoctor.snapshot import load_snapshot
-from tests.conftest import SNAPSHOTS, run_json
+from tests.helpers import SNAPSHOTS, run_json
 
 HEALTHY = SNAPSHOTS / "core_healthy_h100_tf221.json"
 

@@ -11,7 +11,7 @@ import pytest
 from oddoctor.probes.packages import TF_DISTRIBUTIONS
 from oddoctor.probes.tensorflow import probe_tensorflow
 from oddoctor.snapshot import ProbeError
-from tests.conftest import SNAPSHOTS, run_json, run_oddoctor
+from tests.helpers import SNAPSHOTS, run_json, run_oddoctor
 
 
 def _fake_tf(tmp_path: Path, body: str, monkeypatch) -> None:

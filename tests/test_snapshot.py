@@ -6,7 +6,7 @@ import pytest
 
 from oddoctor.snapshot import SCHEMA_VERSION, Snapshot, SnapshotError, load_snapshot
 from oddoctor.units import format_bytes, parse_size
-from tests.conftest import SNAPSHOTS
+from tests.helpers import SNAPSHOTS
 
 
 @pytest.mark.parametrize("path", sorted(SNAPSHOTS.glob("*.json")), ids=lambda p: p.stem)
@@ -90,7 +90,7 @@ def test_format_bytes():
 
 def test_shipped_snapshot_schema_matches_the_dataclasses():
     from oddoctor.snapshot import json_schema
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     shipped = json.loads((REPO / "oddoctor" / "schemas" / "snapshot.schema.json").read_text(encoding="utf-8"))
     assert shipped == json_schema(), "regenerate: python -c 'from oddoctor.snapshot import json_schema ...'"
@@ -99,7 +99,7 @@ def test_shipped_snapshot_schema_matches_the_dataclasses():
 def test_collected_snapshot_validates_against_the_shipped_schema():
     import jsonschema
 
-    from tests.conftest import REPO
+    from tests.helpers import REPO
 
     schema = json.loads((REPO / "oddoctor" / "schemas" / "snapshot.schema.json").read_text(encoding="utf-8"))
     for path in sorted(SNAPSHOTS.glob("*.json")):

@@ -16,7 +16,7 @@ from oddoctor.manager import collect_checks, make_plugin_manager
 from oddoctor.runner import run_checks
 from oddoctor.snapshot import ProbeError, Snapshot, load_snapshot
 from oddoctor.view import FACT_NAMES, view
-from tests.conftest import SNAPSHOTS
+from tests.helpers import SNAPSHOTS
 
 PS = make_plugin_manager()
 BUILTIN = [c for c in collect_checks(PS) if c.plugin in
