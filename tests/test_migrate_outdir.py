@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from oddoctor.cli.main import app
@@ -90,3 +93,40 @@ def test_cli_missing_model_is_exit_2(tmp_path, capsys):
     assert exc.value.code == 2
     assert "no such file" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_source_digest_of_a_file_and_of_a_savedmodel_directory(tmp_path: Path) -> None:
+    import hashlib
+
+    from oddoctor.migrate.pipeline import source_digest
+
+    pb = tmp_path / "frozen_inference_graph.pb"
+    pb.write_bytes(b"graph bytes")
+    assert source_digest(pb) == hashlib.sha256(b"graph bytes").hexdigest()
+    a, b = tmp_path / "a" / "saved_model", tmp_path / "b" / "saved_model"
+    for root, order in ((a, ("saved_model.pb", "variables/variables.index")),
+                        (b, ("variables/variables.index", "saved_model.pb"))):  # written in another order
+        for rel in order:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_bytes(rel.encode())
+    assert source_digest(a) == source_digest(b) and len(source_digest(a) or "") == 64
+    (b / "variables" / "variables.index").write_bytes(b"changed")
+    assert source_digest(a) != source_digest(b)
+    # a file renamed inside the export changes the digest too (paths are part of it)
+    (a / "saved_model.pb").rename(a / "saved_model2.pb")
+    assert source_digest(a) != source_digest(b)
+    assert source_digest(tmp_path / "missing") is None
+
+
+def test_tensorflow_log_floor_respects_the_user(monkeypatch) -> None:
+    import os
+
+    from oddoctor.migrate import pipeline
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "0")
+    pipeline._quiet_cpu_only_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL")
+    monkeypatch.setattr(os.path, "exists", lambda p: False)
+    pipeline._quiet_cpu_only_logs()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == ("3" if sys.platform.startswith("linux") else "2")

@@ -72,14 +72,37 @@ class ParityError(Exception):
         self.report = report
 
 
-def _sha256(path: Path) -> Optional[str]:
-    if not path.is_file():
-        return None
+def source_digest(path: Path) -> Optional[str]:
+    """sha256 of a frozen graph; of a SavedModel directory, over every regular file in it, sorted by relative
+    path (each as ``path NUL size NUL bytes``), so the same export gives the same digest wherever it lies.
+    None for anything else (the model was refused before this is asked)."""
     h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
+    if path.is_file():
+        files = [(path, "")]
+    elif path.is_dir():
+        files = sorted(((f, f.relative_to(path).as_posix()) for f in path.rglob("*") if f.is_file()),
+                       key=lambda item: item[1])
+    else:
+        return None
+    for f, rel in files:
+        if rel:
+            h.update(f"{rel}\0{f.stat().st_size}\0".encode())
+        with f.open("rb") as fh:
+            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                h.update(chunk)
     return h.hexdigest()
+
+
+def _quiet_cpu_only_logs() -> None:
+    """On a Linux machine with no NVIDIA device node, TensorFlow's "failed call to cuInit ... (303)" error line
+    is noise, not news (``oddoctor check`` is where a missing driver is diagnosed): raise TensorFlow's C++ log
+    floor to FATAL there, unless the user set one. With a device (``/dev/nvidiactl``, WSL's ``/dev/dxg``) the
+    floor stays at warnings' level 2 so a real CUDA error still shows."""
+    import sys
+
+    no_device = sys.platform.startswith("linux") and not any(
+        os.path.exists(d) for d in ("/dev/nvidiactl", "/dev/dxg"))
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if no_device else "2")
 
 
 @contextlib.contextmanager
@@ -140,7 +163,7 @@ def migrate(
         raise MigrateInputError(str(e)) from None
     check_output_dir(out, force, protect=(model,))
     tensorflow_preflight(tf_timeout, progress)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _quiet_cpu_only_logs()
     progress("loading TensorFlow")
     import tensorflow as tf
 
@@ -171,7 +194,7 @@ def migrate(
             "tensorflow_version": tf.__version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "source": {"path": str(model), "resolved": str(p.source), "kind": p.kind,
-                       "sha256": _sha256(p.source)},
+                       "sha256": source_digest(p.source)},
             "out": str(out),
             "saved_model": "saved_model",
             "signature": "serving_default",
