@@ -1,6 +1,8 @@
-"""The emitted run_inference.py: literals only, valid, lint-clean, and its COCO RLE is right.
+"""The emitted run_inference.py: literals only, valid, lint-clean, its COCO RLE is right, and it
+decodes images as PIL does.
 
-None of these tests need TensorFlow: the runner imports it only after parsing its options.
+Most of these tests need no TensorFlow (the runner imports it only after parsing its options); those
+that do are marked ``tf``.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def test_hostile_names_stay_data(tmp_path, monkeypatch, value):
     assert not (tmp_path / "PWNED").exists()
     got = (mod.SOURCE_MODEL, mod.SOURCE_INPUT, mod.SOURCE_OUTPUTS)
     assert got == (value, value, {"detection_boxes": value, value: value})
-    # The only calls at module level are the ones the template makes (os.path helpers).
+    # The only calls at module level are the ones the runner's source makes (os.path helpers).
     tree = ast.parse(src)
     for cls in (s for s in tree.body if isinstance(s, ast.ClassDef)):  # a class body only defines methods
         assert all(isinstance(s, ast.FunctionDef) or (isinstance(s, ast.Expr) and isinstance(s.value, ast.Constant))
@@ -140,7 +142,7 @@ def test_runner_help_explains_every_option_without_importing_tensorflow(tmp_path
     assert out.rstrip().endswith("NO_TF")
     for opt in ("--model", "--out", "--score-threshold", "--max-side", "--batch-size", "--gpu",
                 "--memory-limit-mb", "--xla", "--threads", "--prefetch", "--parallel-decode",
-                "--no-masks", "--summary-json", "--recursive"):
+                "--no-masks", "--summary-json", "--recursive", "--jpeg-dct"):
         assert opt in out
     assert repr(name) in out  # the source model, shown as data
 
@@ -189,17 +191,17 @@ def rle_decode(rle: dict) -> list[list[int]]:
 @pytest.fixture(scope="module")
 def runner_module():
     pytest.importorskip("numpy")
-    from oddoctor.migrate import runner_template
+    from oddoctor.migrate import run_inference
 
-    return runner_template
+    return run_inference
 
 
 @pytest.fixture(scope="module")
 def rle_encode():
     np = pytest.importorskip("numpy")
-    from oddoctor.migrate import runner_template
+    from oddoctor.migrate import run_inference
 
-    return lambda m: runner_template.rle_encode(np.asarray(m, dtype=np.uint8))
+    return lambda m: run_inference.rle_encode(np.asarray(m, dtype=np.uint8))
 
 
 def test_rle_known_values(rle_encode):
@@ -286,3 +288,83 @@ def test_stop_message_names_the_next_step(runner_module):
     args.out = "-"
     assert "the lines already on stdout are complete" in runner_module.stop_message(tf, KeyboardInterrupt(), args, 3)
     assert runner_module.stop_message(tf, ValueError("a bug"), args, 3) is None  # bugs keep their traceback
+
+
+def test_the_shipped_runner_is_what_emit_writes_for_its_own_constants(runner_module):
+    """oddoctor/migrate/run_inference.py, imported by the tests, is the emitted runner (same code)."""
+    from oddoctor.migrate.emit import runner_source
+
+    spec = RunnerSpec(source_model=runner_module.SOURCE_MODEL, source_input=runner_module.SOURCE_INPUT,
+                      source_outputs=runner_module.SOURCE_OUTPUTS, oddoctor_version=runner_module.ODDOCTOR_VERSION)
+    assert ast.dump(ast.parse(render_runner(spec))) == ast.dump(ast.parse(runner_source()))
+
+
+# --- image decoding: JPEGs as PIL decodes them ----------------------------------------------
+
+def pil_jpeg(path: Path, seed: int = 5, size: tuple[int, int] = (48, 64), **save):
+    """A noisy JPEG written by PIL (where the fast and accurate IDCTs differ) and PIL's pixels of it."""
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    Image.fromarray((rng.random((*size, 3)) * 255).astype(np.uint8)).save(path, format="JPEG", quality=90, **save)
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("subsampling", [0, 2], ids=["4:4:4", "4:2:0"])
+def test_jpeg_decodes_to_pils_pixels_by_default(runner_module, tmp_path, subsampling):
+    tf = pytest.importorskip("tensorflow")
+    path = tmp_path / "photo.jpg"
+    pil = pil_jpeg(path, subsampling=subsampling)
+    data = tf.constant(path.read_bytes())
+    assert (runner_module.decode_image_bytes(tf, data).numpy() == pil).all()
+    fast = runner_module.decode_image_bytes(tf, data, "fast").numpy()
+    # "fast" is what the runner did before (decode_image), and this image is one where it matters.
+    assert (fast == tf.io.decode_image(data, channels=3, expand_animations=False).numpy()).all()
+    assert (fast != pil).any()
+
+
+@pytest.mark.tf
+def test_jpeg_dct_option_reaches_the_decoder(runner_module, tmp_path):
+    tf = pytest.importorskip("tensorflow")
+    path = tmp_path / "photo.jpg"
+    want = {"accurate": pil_jpeg(path),
+            "fast": tf.io.decode_image(path.read_bytes(), channels=3, expand_animations=False).numpy()}
+    assert runner_module.parse_args(["x"]).jpeg_dct == "accurate"
+    for option in ("accurate", "fast"):
+        args = runner_module.parse_args([str(path), "--jpeg-dct", option, "--max-side", "0"])
+        assert args.jpeg_dct == option
+        ds = runner_module.make_dataset(tf, [str(path)], args.max_side, 1, 1, 0, args.jpeg_dct)
+        [(_, images, _, _)] = list(ds)
+        assert (images[0].numpy() == want[option]).all(), option
+
+
+@pytest.mark.tf
+def test_images_are_decoded_by_their_bytes_not_their_names(runner_module, tmp_path):
+    """PNG, BMP and GIF (its first frame) still decode; a JPEG named .png still gets PIL's pixels."""
+    tf = pytest.importorskip("tensorflow")
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    rng = np.random.default_rng(6)
+    pixels = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
+    want = {}
+    for name, fmt in (("a.png", "PNG"), ("b.bmp", "BMP"), ("c_png_named.jpg", "PNG")):
+        Image.fromarray(pixels).save(tmp_path / name, format=fmt)
+        want[name] = pixels
+    frames = [Image.fromarray(pixels).convert("P"), Image.fromarray(255 - pixels).convert("P")]
+    frames[0].save(tmp_path / "d.gif", save_all=True, append_images=frames[1:])
+    with Image.open(tmp_path / "d.gif") as im:
+        assert im.n_frames == 2
+        want["d.gif"] = np.asarray(im.convert("RGB"))
+    want["e_jpeg_named.png"] = pil_jpeg(tmp_path / "e_jpeg_named.png")
+    (tmp_path / "f_not_an_image.jpg").write_bytes(b"\xff\xd8\xff but not a JPEG")
+    (tmp_path / "g_tiny.png").write_bytes(b"\xff")
+    names = sorted(p.name for p in tmp_path.iterdir())
+    ds = runner_module.make_dataset(tf, [str(tmp_path / n) for n in names], 0, 1, 2, 0)
+    got = {names[int(index[0])]: images[0].numpy() for index, images, _, _ in ds}
+    assert set(got) == set(want)  # the two unreadable files drop out (the runner lists them as skipped)
+    for name, pixels in want.items():
+        assert got[name].shape == pixels.shape and (got[name] == pixels).all(), name

@@ -8,6 +8,7 @@ The second half runs the real runner of a migrated model in a child process (slo
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import signal
@@ -120,6 +121,12 @@ def test_read_only_location_is_exit_2(script, tmp_path):
 def test_numeric_option_out_of_bounds_is_one_line_and_exit_2(script, option, value):
     path, image = script
     assert_one_line_exit_2(run_script(path, image, option, value), f"argument {option}:", "from")
+
+
+def test_unknown_jpeg_dct_is_one_line_and_exit_2(script):
+    path, image = script
+    assert_one_line_exit_2(run_script(path, image, "--jpeg-dct", "islow"), "argument --jpeg-dct:",
+                           "'islow'", "choose from 'accurate', 'fast'")
 
 
 def test_numeric_option_bounds_and_documented_sentinels_are_accepted(runner_module):
@@ -485,3 +492,39 @@ def test_a_tensorflow_that_crashes_or_hangs_on_import_is_one_line_exit_1(script,
     assert "TensorFlow cannot be used here" in line and needle in line and "oddoctor check" in line
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "det.jsonl").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+@pytest.mark.timeout(400)
+def test_a_jpeg_gives_the_detections_of_pils_pixels(migrated, tf, tmp_path):
+    """Issue #10: by default the runner sees a JPEG (whatever its name) as PIL does, as the TF1 tutorial
+    pipeline did; with --jpeg-dct fast, as tf.io.decode_image does."""
+    np = pytest.importorskip("numpy")
+    from PIL import Image
+
+    _, out_dir, _, files = migrated
+    folder = tmp_path / "images"
+    folder.mkdir()
+    with Image.open(files[0]) as im:
+        im.convert("RGB").save(folder / "a.jpg", quality=90)
+    data = (folder / "a.jpg").read_bytes()
+    (folder / "b_jpeg_named.png").write_bytes(data)
+    with Image.open(folder / "a.jpg") as im:
+        pil = np.asarray(im.convert("RGB"))
+    fast = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    assert (fast != pil).any()
+    Image.fromarray(pil).save(folder / "c_pil_pixels.png")
+    Image.fromarray(fast).save(folder / "d_fast_pixels.png")
+
+    def detections(*args) -> dict[str, list]:
+        out = tmp_path / "det.jsonl"
+        proc = run_runner(out_dir, *args, "--out", out, "--score-threshold", 0.3, "--quiet")
+        assert proc.returncode == 0, proc.stderr
+        records = [json.loads(line) for line in out.read_text().splitlines()]
+        return {os.path.basename(r["file"]): r["detections"] for r in records}
+
+    default = detections(folder)
+    assert default["a.jpg"] and default["a.jpg"] == default["b_jpeg_named.png"] == default["c_pil_pixels.png"]
+    assert default["a.jpg"] != default["d_fast_pixels.png"]  # the pixels moved the detections
+    assert detections(folder / "a.jpg", "--jpeg-dct", "fast")["a.jpg"] == default["d_fast_pixels.png"]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Optional
 
+#: The runner's file name, in this package and in a migration's output folder.
+RUNNER_FILE = "run_inference.py"
 BEGIN = "# --- oddoctor:constants begin ---"
 END = "# --- oddoctor:constants end ---"
 
@@ -103,9 +105,9 @@ def _check_plain(value: Any) -> None:
     raise ValueError(f"cannot emit {type(value).__name__} as a Python literal")
 
 
-def constants_block(spec: RunnerSpec) -> str:
-    """The constants section of the runner: one ``NAME = literal`` line per value."""
-    values: dict[str, Any] = {
+def constant_values(spec: RunnerSpec) -> dict[str, Any]:
+    """The runner's model-derived constants, by the name they have in its source."""
+    return {
         "SOURCE_MODEL": spec.source_model,
         "SOURCE_INPUT": spec.source_input,
         "SOURCE_OUTPUTS": dict(spec.source_outputs),
@@ -118,27 +120,31 @@ def constants_block(spec: RunnerSpec) -> str:
         "MASKS_KEY": spec.masks_key,
         "ODDOCTOR_VERSION": spec.oddoctor_version,
     }
+
+
+def constants_block(spec: RunnerSpec) -> str:
+    """The constants section of the runner: one ``NAME = literal`` line per value."""
+    values = constant_values(spec)
     lines = [BEGIN, "# Values below come from the migrated model; oddoctor writes them as Python literals."]
     lines += [f"{name} = {py_literal(value, indent=0, start=len(name) + 3)}" for name, value in values.items()]
     lines.append(END)
     return "\n".join(lines)
 
 
-def template_source() -> str:
-    """The runner template shipped in this package (itself a valid, runnable Python file)."""
-    return resources.files("oddoctor.migrate").joinpath("runner_template.py").read_text(encoding="utf-8")
+def runner_source() -> str:
+    """The runner as shipped in this package (a valid, runnable Python file with default constants)."""
+    return resources.files("oddoctor.migrate").joinpath(RUNNER_FILE).read_text(encoding="utf-8")
 
 
 def render_runner(spec: RunnerSpec) -> str:
     """The runner's source with the constants block replaced; it is parsed before being returned."""
-    src = template_source()
+    src = runner_source()
     start = src.index(BEGIN)
     stop = src.index(END, start) + len(END)
     out = src[:start] + constants_block(spec) + src[stop:]
     # Defence in depth: the result must parse, and assign only literals in the constants block.
     tree = ast.parse(out)
-    names = {"SOURCE_MODEL", "SOURCE_INPUT", "SOURCE_OUTPUTS", "SIGNATURE_KEY", "INPUT_KEY", "BOXES_KEY",
-             "SCORES_KEY", "CLASSES_KEY", "NUM_KEY", "MASKS_KEY", "ODDOCTOR_VERSION"}
+    names = set(constant_values(spec))
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id in names for t in node.targets):
             ast.literal_eval(node.value)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from oddoctor import __version__
 from oddoctor.migrate.convert import MigrateInputError
-from oddoctor.migrate.emit import RunnerSpec, render_readme, render_runner
+from oddoctor.migrate.emit import RUNNER_FILE, RunnerSpec, render_readme, render_runner
 from oddoctor.migrate.outdir import OutputDirError, StagedDir, check_output_dir
 from oddoctor_legacy_tf1.graph_io import one_line
 
@@ -202,7 +202,7 @@ def migrate(
             "outputs": [o.to_dict() for o in p.outputs],
             "batch_one": p.batch_one,
             "parity": parity,
-            "runner": "run_inference.py",
+            "runner": RUNNER_FILE,
         }
         for key, diff in parity["max_abs_diff"].items():
             progress(f"  {key:<20} max abs diff {'n/a (shape differs)' if diff is None else f'{diff:.3g}'}")
@@ -220,7 +220,7 @@ def migrate(
             masks_key="detection_masks" if any(o.key == "detection_masks" for o in p.outputs) else None,
         )
         runner = render_runner(spec)
-        (staged.path / "run_inference.py").write_text(runner, encoding="utf-8")
+        (staged.path / RUNNER_FILE).write_text(runner, encoding="utf-8")
         (staged.path / "README.md").write_text(render_readme(spec, parity, tf.__version__), encoding="utf-8")
         (staged.path / "migration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         staged.commit()

@@ -6,6 +6,7 @@ numpy) and the Python standard library: copy this file together with its saved_m
 Output: one JSON object per image (JSON lines) with boxes in pixels of the original image,
 scores, class ids and, for mask models, image-sized binary masks as COCO compressed RLE
 (decode with pycocotools.mask.decode). Progress and the final images/s go to stderr.
+JPEGs are decoded with libjpeg's accurate integer IDCT by default: the pixels PIL gives.
 
 Example:
     python run_inference.py photos/ --out detections.jsonl --score-threshold 0.5
@@ -27,6 +28,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from types import FrameType
+from typing import Any, NoReturn, TextIO
 
 import numpy as np  # installed with TensorFlow (one of its own requirements)
 
@@ -51,28 +55,79 @@ MASKS_KEY = "detection_masks"
 ODDOCTOR_VERSION = "0.1.0"
 # --- oddoctor:constants end ---
 
+PROG = "run_inference.py"
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# The model outputs this script reads, by the short names it uses for them inside (None: absent).
+OUTPUT_KEYS = {"boxes": BOXES_KEY, "scores": SCORES_KEY, "classes": CLASSES_KEY, "num": NUM_KEY, "masks": MASKS_KEY}
+REQUIRED_OUTPUTS = ("boxes", "scores", "classes", "num")
+
+# Images: folders are scanned for these extensions; a file's format is read from its first bytes.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+JPEG_MAGIC = b"\xff\xd8\xff"  # start-of-image marker and the next marker's first byte
+# --jpeg-dct -> tf.io.decode_jpeg's dct_method. "accurate" (libjpeg's JDCT_ISLOW, its own default) gives
+# the pixels of PIL, which the TF1 tutorial pipeline decoded with; "fast" (JDCT_IFAST) is what
+# tf.io.decode_image uses: most pixels a level or more off, and the detections move with them. With
+# libjpeg-turbo's SIMD IDCTs the accurate one costs no measurable time more.
+JPEG_DCT_METHODS = {"accurate": "INTEGER_ACCURATE", "fast": "INTEGER_FAST"}
+DEFAULT_JPEG_DCT = "accurate"
+
+# Option defaults.
 DEFAULT_BATCH_SIZE = 4
-# Upper bounds of the numeric options: beyond them a value is a typo, and a huge one fails deep
-# inside TensorFlow's C++ runtime (or as an overflow) instead of with a message naming the option.
+DEFAULT_SCORE_THRESHOLD = 0.5
+DEFAULT_MASK_THRESHOLD = 0.5
+DEFAULT_MAX_SIDE = 1024
+DEFAULT_TF_TIMEOUT_S = 120.0
+# Bounds of the numeric options: beyond them a value is a typo, and a huge one fails deep inside
+# TensorFlow's C++ runtime (or as an overflow) instead of with a message naming the option.
 MAX_BATCH_SIZE = 4096
 MAX_THREADS = 1024  # also --parallel-decode and --prefetch
 MAX_SIDE = 65536  # above JPEG's own limit (65535 pixels a side)
 MAX_GPU = 1023
 MAX_MEMORY_LIMIT_MB = 1 << 24  # 16 TiB
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-HERE = os.path.dirname(os.path.abspath(__file__))
+MAX_NICE = 19  # Linux's lowest priority
+MIN_TF_TIMEOUT_S = 1.0
+MAX_TF_TIMEOUT_S = 3600.0
+MIN_HINT_MAX_SIDE = 256  # the smallest --max-side an out-of-memory message suggests
+
+# Output records.
+BOX_DECIMALS = 2  # pixels
+SCORE_DECIMALS = 6
+MIN_BOX_EXTENT = 1e-4  # a box's smallest height or width (normalised) when pasting its mask, as the OD API
+RLE_MAX_CHARS = 8  # characters per COCO RLE count: 8 x 5 bits, counts up to 2**39 pixels
+
+# Running.
+WRITER_QUEUE_DEPTH = 4  # batches waiting for the background writer: results cannot pile up in memory
+PROGRESS_EVERY_S = 2.0
+MESSAGE_CHARS = 300  # of a library's error message quoted in one of this script's lines
+MAX_SYMLINKS = 40  # the kernel's own limit on links followed
+
+# Exit status.
+EXIT_OK = 0
+EXIT_FAILURE = 1  # no image could be read, out of memory, an output could not be written
+EXIT_USAGE = 2  # bad options, no images, an output that cannot be created, an unusable model
+EXIT_SIGNAL_BASE = 128  # + the signal's number
+
+
+def error(message: str) -> None:
+    """One line on stderr, the way every failure a user can act on is reported."""
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+
+
+def warning(message: str) -> None:
+    print(f"{PROG}: warning: {message}", file=sys.stderr)
 
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad option is one line on stderr (what is wrong, with which option), exit 2."""
 
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def int_in(low, high):
+def int_in(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: an integer from low to high (no 1e3, nan or inf)."""
-    def parse(text):
+    def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
@@ -83,20 +138,20 @@ def int_in(low, high):
     return parse
 
 
-def float_in(low, high):
+def float_in(low: float, high: float) -> Callable[[str], float]:
     """An argparse type: a finite number from low to high."""
-    def parse(text):
+    def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number from {low} to {high}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, got {text!r}") from None
         if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be a number from {low} to {high}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be a number from {low:g} to {high:g}, got {text!r}")
         return value
     return parse
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; parsed before TensorFlow is imported so --help is instant."""
     epilog = (
         f"model: migrated by oddoctor {ODDOCTOR_VERSION} from {SOURCE_MODEL!r}\n"
@@ -106,34 +161,42 @@ def parse_args(argv=None):
         "  \"mask\": {\"size\": [h, w], \"counts\": COCO RLE string}}]}\n"
         "  --out FILE is written to a temporary file renamed onto FILE at the end (through a symlink\n"
         "  to its target); a device or FIFO (/dev/stdout, /dev/null, a named pipe) is written into.\n"
-        "exit status: 0 ok (unreadable images are skipped, listed and counted), 1 no image could be\n"
-        "  read, out of memory or an output could not be written, 2 bad options, no images found,\n"
+        f"exit status: {EXIT_OK} ok (unreadable images are skipped, listed and counted), {EXIT_FAILURE} no image "
+        "could be\n  read, out of memory or an output could not be written, "
+        f"{EXIT_USAGE} bad options, no images found,\n"
         "  an output that cannot be created or a model that cannot be loaded or is not a migrated\n"
-        "  detection model, 128+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); on any\n"
+        f"  detection model, {EXIT_SIGNAL_BASE}+N stopped by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP); on any\n"
         "  failure or signal --out and --summary-json FILEs are left as they were."
     )
     if "%(prog)" in epilog:
         epilog = epilog.replace("%", "%%")  # argparse %-formats text that mentions %(prog)
     p = OneLineParser(
-        prog="run_inference.py",
+        prog=PROG,
         description="Detect objects in images with the migrated TF2 SavedModel and write JSON lines.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=epilog,
     )
-    p.add_argument("images", nargs="+", help="image files and/or folders of images (jpg, png, bmp, gif)")
+    kinds = ", ".join(ext[1:] for ext in IMAGE_EXTENSIONS if ext != ".jpeg")
+    p.add_argument("images", nargs="+", help=f"image files and/or folders of images ({kinds})")
     p.add_argument("--model", metavar="DIR", default=os.path.join(HERE, "saved_model"),
                    help="SavedModel directory (default: saved_model/ next to this script)")
     p.add_argument("--out", metavar="FILE", default="-", help="JSON lines output file (default: stdout)")
     p.add_argument("--recursive", action="store_true", help="also look for images in sub-folders")
-    p.add_argument("--score-threshold", metavar="S", type=float_in(0, 1), default=0.5,
-                   help="keep detections with score >= this, 0 to 1 (default 0.5)")
-    p.add_argument("--mask-threshold", metavar="P", type=float_in(0, 1), default=0.5,
-                   help="mask probability above which a pixel belongs to the object, 0 to 1 (default 0.5)")
+    p.add_argument("--score-threshold", metavar="S", type=float_in(0, 1), default=DEFAULT_SCORE_THRESHOLD,
+                   help=f"keep detections with score >= this, 0 to 1 (default {DEFAULT_SCORE_THRESHOLD:g})")
+    p.add_argument("--mask-threshold", metavar="P", type=float_in(0, 1), default=DEFAULT_MASK_THRESHOLD,
+                   help="mask probability above which a pixel belongs to the object, 0 to 1 "
+                        f"(default {DEFAULT_MASK_THRESHOLD:g})")
     p.add_argument("--no-masks", action="store_true", help="do not compute or write masks")
-    p.add_argument("--max-side", metavar="PX", type=int_in(0, MAX_SIDE), default=1024,
+    p.add_argument("--max-side", metavar="PX", type=int_in(0, MAX_SIDE), default=DEFAULT_MAX_SIDE,
                    help="resize so the longest side is at most this many pixels, keeping the aspect "
                         "ratio, before inference; boxes and masks are still reported in original "
-                        f"pixels (default 1024; 0 = never resize; at most {MAX_SIDE})")
+                        f"pixels (default {DEFAULT_MAX_SIDE}; 0 = never resize; at most {MAX_SIDE})")
+    p.add_argument("--jpeg-dct", choices=sorted(JPEG_DCT_METHODS), default=DEFAULT_JPEG_DCT,
+                   help="how JPEG files (recognised by their first bytes, whatever their name) are decoded: "
+                        "'accurate' (default) gives exactly the pixels of PIL and libjpeg, as the TF1 "
+                        "tutorial pipeline read them; 'fast' is tf.io.decode_image's IDCT, off by a level "
+                        "or more in most pixels, which moves scores, boxes and masks")
     p.add_argument("--batch-size", metavar="N", type=int_in(1, MAX_BATCH_SIZE), default=DEFAULT_BATCH_SIZE,
                    help=f"images per call of the model graph, 1 to {MAX_BATCH_SIZE} (default %(default)s). "
                         "Each image still goes through the model alone and at its own size, so the "
@@ -158,26 +221,27 @@ def parse_args(argv=None):
     p.add_argument("--no-overlap", dest="overlap", action="store_false",
                    help="paste masks and write JSON in the main thread instead of in a background "
                         "thread that overlaps the next model call")
-    p.add_argument("--post-nice", metavar="N", type=int_in(0, 19), default=0,
-                   help="nice value of that background thread on Linux, 0 to 19 (default 0: the "
-                        "model's priority; 19: only CPU time the model's threads leave idle, which "
+    p.add_argument("--post-nice", metavar="N", type=int_in(0, MAX_NICE), default=0,
+                   help=f"nice value of that background thread on Linux, 0 to {MAX_NICE} (default 0: the "
+                        f"model's priority; {MAX_NICE}: only CPU time the model's threads leave idle, which "
                         "can hold up the next batch on a busy machine)")
     p.add_argument("--summary-json", metavar="FILE", default=None,
                    help="also write counts and timings to this JSON file (written only if the run "
                         "succeeds, together with --out)")
     p.add_argument("--quiet", action="store_true", help="no progress lines (the final line is still shown)")
-    p.add_argument("--tf-timeout", metavar="S", type=float_in(1, 3600), default=120.0,
-                   help="seconds a first `import tensorflow` in a child process may take (default 120): a "
-                        "TensorFlow that crashes or hangs on import is reported in one line instead of "
-                        "killing or hanging this script")
+    p.add_argument("--tf-timeout", metavar="S", type=float_in(MIN_TF_TIMEOUT_S, MAX_TF_TIMEOUT_S),
+                   default=DEFAULT_TF_TIMEOUT_S,
+                   help=f"seconds a first `import tensorflow` in a child process may take (default "
+                        f"{DEFAULT_TF_TIMEOUT_S:g}): a TensorFlow that crashes or hangs on import is reported "
+                        "in one line instead of killing or hanging this script")
     p.add_argument("--no-preflight", action="store_true",
                    help="skip that child-process import (saves one TensorFlow import, a few seconds)")
     return p.parse_args(argv)
 
 
-def list_images(inputs, recursive):
+def list_images(inputs: Iterable[str], recursive: bool) -> list[str]:
     """Image paths in a stable order; folders are scanned for known image extensions."""
-    paths = []
+    paths: list[str] = []
     for item in inputs:
         if os.path.isdir(item):
             if recursive:
@@ -192,11 +256,11 @@ def list_images(inputs, recursive):
         elif os.path.exists(item):
             paths.append(item)
         else:
-            print(f"run_inference.py: warning: {item}: no such file or folder", file=sys.stderr)
+            warning(f"{item}: no such file or folder")
     return paths
 
 
-def configure_devices(tf, gpu, memory_limit_mb, threads):
+def configure_devices(tf: Any, gpu: int | None, memory_limit_mb: int | None, threads: int) -> list[Any]:
     """Set GPU visibility and memory policy; must run before TensorFlow first touches a GPU."""
     gpus = tf.config.list_physical_devices("GPU")
     if gpu is not None:
@@ -215,18 +279,39 @@ def configure_devices(tf, gpu, memory_limit_mb, threads):
             tf.config.experimental.set_memory_growth(dev, True)
     if threads:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
-    return gpus
+    return list(gpus)
 
 
-def make_dataset(tf, paths, max_side, batch_size, parallel, prefetch):
-    """tf.data pipeline: read, decode and resize on TensorFlow ops, in parallel, ahead of the model."""
+def decode_image_bytes(tf: Any, data: Any, jpeg_dct: str = DEFAULT_JPEG_DCT) -> Any:
+    """An encoded image (scalar string tensor) -> uint8 [height, width, 3], the first frame of a GIF.
+
+    A JPEG, known by its first bytes rather than its name, goes through decode_jpeg with the
+    --jpeg-dct IDCT; anything else through decode_image, which finds PNG, BMP or GIF the same way.
+    """
+    dct_method = JPEG_DCT_METHODS[jpeg_dct]
+
+    def jpeg() -> Any:
+        return tf.io.decode_jpeg(data, channels=3, dct_method=dct_method)
+
+    def other() -> Any:
+        return tf.io.decode_image(data, channels=3, dtype=tf.uint8, expand_animations=False)
+
+    return tf.cond(tf.strings.substr(data, 0, len(JPEG_MAGIC)) == JPEG_MAGIC, jpeg, other)
+
+
+def make_dataset(tf: Any, paths: Sequence[str], max_side: int, batch_size: int, parallel: int, prefetch: int,
+                 jpeg_dct: str = DEFAULT_JPEG_DCT) -> Any:
+    """tf.data pipeline: read, decode and resize on TensorFlow ops, in parallel, ahead of the model.
+
+    Yields (index into paths, images padded to one shape, original [height, width], [height, width]
+    after --max-side) per batch.
+    """
     autotune = tf.data.AUTOTUNE
     files = tf.constant([os.fsencode(p) for p in paths], dtype=tf.string)
     ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int32), files))
 
-    def load(index, path):
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, dtype=tf.uint8,
-                                   expand_animations=False)
+    def load(index: Any, path: Any) -> tuple[Any, Any, Any, Any]:
+        image = decode_image_bytes(tf, tf.io.read_file(path), jpeg_dct)
         size = tf.shape(image)[:2]
         if max_side > 0:
             longest = tf.cast(tf.reduce_max(size), tf.float32)
@@ -253,59 +338,55 @@ def make_dataset(tf, paths, max_side, batch_size, parallel, prefetch):
     return ds.with_options(options)
 
 
-def make_detect(tf, model_fn, batch_size, xla):
-    """The model call plus box scaling, traced once: the input_signature fixes dtype and rank.
+def make_detect(tf: Any, model_fn: Any, batch_size: int, xla: bool) -> Callable[[Any, Any], Any]:
+    """The model call, traced once: the input_signature fixes dtype and rank.
 
     A batch of N images is one call of this function, but the model still sees each image alone
     and at its own size: a loop inside the graph crops each image back from the zero-padded batch
     and calls the model on it, so the outputs are the ones batch 1 gives, for any model. The
-    outputs come back concatenated over the images, with each image's row count (a model may
-    return a different number of detections per image); split_outputs() cuts them apart.
+    outputs come back as the model gives them (boxes normalised, masks box-relative), concatenated
+    over the images, with each image's row count (a model may return a different number of
+    detections per image); split_outputs() cuts them apart and batch_records() turns them into
+    records.
     """
     batch = 1 if batch_size == 1 else None
     signature = [
         tf.TensorSpec([batch, None, None, 3], tf.uint8),
-        tf.TensorSpec([batch, 2], tf.int32),  # original height, width
         tf.TensorSpec([batch, 2], tf.int32),  # height, width after --max-side, before padding
     ]
     available = model_fn.structured_outputs
-    keys = {name: key for name, key in (("boxes", BOXES_KEY), ("scores", SCORES_KEY), ("classes", CLASSES_KEY),
-                                        ("num", NUM_KEY), ("masks", MASKS_KEY))
-            if key is not None and key in available}
-    dtypes = {name: tf.float32 if name == "boxes" else tf.int32 if name == "num" else available[key].dtype
-              for name, key in keys.items()}
+    keys = {name: key for name, key in OUTPUT_KEYS.items() if key is not None and key in available}
+    dtypes = {name: tf.int32 if name == "num" else available[key].dtype for name, key in keys.items()}
 
-    def one(image, original_size):
-        """One image's outputs, without the batch dimension; boxes in pixels of the original image."""
+    def one(image: Any) -> dict[str, Any]:
+        """One image's outputs, without the batch dimension."""
         outs = model_fn(**{INPUT_KEY: image[None]})
         result = {}
         for name, key in keys.items():
             value = outs[key][0]
-            if name == "boxes":  # normalised to the image the model saw
-                value = tf.cast(value, tf.float32) * tf.tile(tf.cast(original_size, tf.float32), [2])
-            elif name == "num":
+            if name == "num":  # a row of its own, like the other outputs'
                 value = tf.reshape(tf.cast(value, tf.int32), [-1])[:1]
             result[name] = value
         return result
 
-    def lengths_of(outs):
+    def lengths_of(outs: Mapping[str, Any]) -> Any:
         return tf.stack([tf.shape(outs[name])[0] for name in keys])
 
-    def by_name(lengths):  # [images, outputs] -> {name: [images]}
+    def by_name(lengths: Any) -> dict[str, Any]:  # [images, outputs] -> {name: [images]}
         return {name: lengths[:, j] for j, name in enumerate(keys)}
 
     @tf.function(input_signature=signature, jit_compile=xla or None)
-    def detect(images, original_sizes, resized_sizes):
+    def detect(images: Any, resized_sizes: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         if batch == 1:
-            outs = one(images[0], original_sizes[0])
+            outs = one(images[0])
             return outs, by_name(lengths_of(outs)[None])
         n = tf.shape(images)[0]
         arrays = [tf.TensorArray(dtypes[name], size=n, infer_shape=False) for name in keys]
         lengths = tf.TensorArray(tf.int32, size=n)
 
-        def body(i, lengths, *arrays):
+        def body(i: Any, lengths: Any, *arrays: Any) -> tuple[Any, ...]:
             size = resized_sizes[i]
-            outs = one(images[i, :size[0], :size[1]], original_sizes[i])
+            outs = one(images[i, :size[0], :size[1]])
             return (i + 1, lengths.write(i, lengths_of(outs)),
                     *[a.write(i, outs[name]) for name, a in zip(keys, arrays)])
 
@@ -315,16 +396,58 @@ def make_detect(tf, model_fn, batch_size, xla):
                                             parallel_iterations=batch_size)
         return {name: a.concat() for name, a in zip(keys, arrays)}, by_name(lengths.stack())
 
-    return detect
+    traced: Callable[[Any, Any], Any] = detect
+    return traced
 
 
-def split_outputs(values, lengths):
+def split_outputs(values: Mapping[str, Any], lengths: Mapping[str, Any]) -> dict[str, list[np.ndarray]]:
     """detect()'s outputs, concatenated over the images, -> {name: [one numpy array per image]}."""
     return {name: np.split(np.asarray(value), np.cumsum(np.asarray(lengths[name]))[:-1])
             for name, value in values.items()}
 
 
-def _paste_axis(low, extent, mask_size, size):
+def batch_records(files: Sequence[str], sizes: Any, outputs: Mapping[str, Sequence[np.ndarray]],
+                  score_threshold: float, mask_threshold: float | None = None) -> list[dict[str, Any]]:
+    """One batch of model outputs -> one JSON record per image, in the order of ``files``.
+
+    ``outputs`` maps the names of OUTPUT_KEYS to one array per image, as the model returns them
+    ("boxes" [ymin, xmin, ymax, xmax] normalised to the image, "scores", "classes", "num" the count
+    of valid rows, "masks" box-relative probabilities); ``sizes`` holds each image's original
+    [height, width]. Masks are pasted and encoded only given ``mask_threshold`` and "masks".
+    Pure: numpy only, no TensorFlow.
+    """
+    return [image_record(file, int(sizes[b][0]), int(sizes[b][1]),
+                         {name: values[b] for name, values in outputs.items()}, score_threshold, mask_threshold)
+            for b, file in enumerate(files)]
+
+
+def image_record(file: str, height: int, width: int, outputs: Mapping[str, np.ndarray], score_threshold: float,
+                 mask_threshold: float | None = None) -> dict[str, Any]:
+    """One image's model outputs -> its record: of the first num detections, those scoring at least
+    the threshold, with boxes in pixels clipped to the image, class ids and COCO RLE masks."""
+    scores = np.asarray(outputs["scores"])
+    n = min(max(int(np.asarray(outputs["num"]).reshape(-1)[0]), 0), len(scores))
+    keep = np.flatnonzero(scores[:n] >= score_threshold)
+    normalised = np.asarray(outputs["boxes"])[keep].astype(np.float32)
+    scale = np.array([height, width, height, width], np.float32)
+    boxes = np.clip(normalised * scale, 0, scale)
+    classes = np.asarray(outputs["classes"])
+    masks = outputs.get("masks") if mask_threshold is not None else None
+    detections = []
+    for j, k in enumerate(keep.tolist()):
+        det: dict[str, Any] = {"box": [round(float(v), BOX_DECIMALS) for v in boxes[j]],
+                               "score": round(float(scores[k]), SCORE_DECIMALS),
+                               "class_id": int(classes[k])}
+        if masks is not None and mask_threshold is not None:
+            # Over the unclipped box, as the model meant it.
+            local, top, left = paste_mask(masks[k], normalised[j], height, width, mask_threshold)
+            det["mask"] = rle_encode_box(local, top, left, height, width)
+        detections.append(det)
+    return {"file": file, "height": height, "width": width, "detections": detections}
+
+
+def _paste_axis(low: np.float32, extent: np.float32, mask_size: int,
+                size: int) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """One axis of crop_and_resize for a box: first image pixel, inside flags, source rows, lerps.
 
     The arithmetic is crop_and_resize's own (float32, same order) on the window the OD API gives it:
@@ -336,11 +459,14 @@ def _paste_axis(low, extent, mask_size, size):
     w1 = (f32(0.0) - low) / extent
     w2 = (f32(1.0) - low) / extent
     # One pixel of margin (floor/ceil) around the box: the inside test below decides, not rounding.
-    first = int(min(max(np.floor(low * last), 0), last))
-    stop = int(min(max(np.ceil((low + extent) * last), 0), last)) + 1
+    first = int(min(max(float(np.floor(low * last)), 0.0), float(last)))
+    stop = int(min(max(float(np.ceil((low + extent) * last)), 0.0), float(last))) + 1
     px = np.arange(first, stop, dtype=f32)
-    step = (w2 - w1) * m1 / f32(size - 1) if size > 1 else None
-    pos = w1 * m1 + px * step if size > 1 else np.full_like(px, f32(0.5) * (w1 + w2) * m1)
+    if size > 1:
+        step = (w2 - w1) * m1 / f32(size - 1)
+        pos = w1 * m1 + px * step
+    else:
+        pos = np.full_like(px, f32(0.5) * (w1 + w2) * m1)
     inside = (pos >= 0) & (pos <= m1)
     lo = np.floor(pos)
     frac = pos - lo
@@ -349,7 +475,7 @@ def _paste_axis(low, extent, mask_size, size):
     return first, inside, lo_i, hi_i, frac
 
 
-def paste_mask(mask, box, height, width, threshold):
+def paste_mask(mask: Any, box: np.ndarray, height: int, width: int, threshold: float) -> tuple[np.ndarray, int, int]:
     """A box-relative mask -> its binary mask in image pixels, computed over the box only.
 
     Gives what the OD API's reframe_box_masks_to_image_masks gives (crop_and_resize of the box mask,
@@ -359,7 +485,7 @@ def paste_mask(mask, box, height, width, threshold):
     """
     mask = np.asarray(mask, np.float32)
     low = box[:2].astype(np.float32)
-    extent = np.maximum(box[2:].astype(np.float32) - low, np.float32(1e-4))  # as the OD API
+    extent = np.maximum(box[2:].astype(np.float32) - low, np.float32(MIN_BOX_EXTENT))
     top, in_y, y0, y1, fy = _paste_axis(low[0], extent[0], mask.shape[0], height)
     left, in_x, x0, x1, fx = _paste_axis(low[1], extent[1], mask.shape[1], width)
     a = mask[:, x0]
@@ -370,7 +496,7 @@ def paste_mask(mask, box, height, width, threshold):
     return local.view(np.uint8), top, left
 
 
-def rle_encode_box(local, top, left, height, width):
+def rle_encode_box(local: np.ndarray, top: int, left: int, height: int, width: int) -> dict[str, Any]:
     """COCO RLE of a height x width mask that is 0 except for ``local`` placed at (top, left)."""
     local = local[:height - top, :width - left]
     rows, cols = local.shape
@@ -393,12 +519,12 @@ def rle_encode_box(local, top, left, height, width):
     return {"size": [int(height), int(width)], "counts": _rle_string(counts)}
 
 
-def rle_encode(mask):
+def rle_encode(mask: np.ndarray) -> dict[str, Any]:
     """COCO compressed RLE of a 2-D 0/1 uint8 array (same string as pycocotools.mask.encode)."""
     return rle_encode_box(np.asarray(mask, np.uint8), 0, 0, mask.shape[0], mask.shape[1])
 
 
-def _rle_string(counts):
+def _rle_string(counts: np.ndarray) -> str:
     """pycocotools' rleToString, vectorised: run lengths (zeros first) -> its compact ASCII form.
 
     Each count (minus the one two places back, from the fourth on) is written 5 bits per character,
@@ -408,8 +534,9 @@ def _rle_string(counts):
     x = counts.copy()
     x[3:] -= counts[1:-2]
     active = np.ones(len(x), bool)
-    chars, valid = [], []
-    for _ in range(8):  # 8 x 5 bits: counts up to 2**39 pixels
+    chars: list[np.ndarray] = []
+    valid: list[np.ndarray] = []
+    for _ in range(RLE_MAX_CHARS):
         c = x & 0x1F
         x = x >> 5  # arithmetic shift, like C's on a signed long
         more = np.where(c & 0x10, x != -1, x != 0)
@@ -418,27 +545,28 @@ def _rle_string(counts):
         active = active & more
         if not active.any():
             break
-    return np.stack(chars, 1)[np.stack(valid, 1)].astype(np.uint8).tobytes().decode("ascii")
+    text: str = np.stack(chars, 1)[np.stack(valid, 1)].astype(np.uint8).tobytes().decode("ascii")
+    return text
 
 
 class Writer(threading.Thread):
     """Runs write_batch on model outputs in order, in the background, while the model computes the
     next batch (TensorFlow releases the GIL while its ops run)."""
 
-    def __init__(self, write_batch, depth=4, nice=0):
+    def __init__(self, write_batch: Callable[..., None], depth: int = WRITER_QUEUE_DEPTH, nice: int = 0) -> None:
         super().__init__(daemon=True)
         self.write_batch = write_batch
         self.nice = nice
-        self.queue = queue.Queue(depth)  # bounded: results cannot pile up in memory
-        self.error = None
+        self.queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue(depth)  # bounded: no pile-up
+        self.error: BaseException | None = None
         self.start()
 
-    def run(self):
+    def run(self) -> None:
         if self.nice > 0 and sys.platform.startswith("linux"):
             # On Linux the nice value is per thread: a model op split over all cores waits for its
             # slowest part, so post-processing at equal priority stalls every op it preempts.
             with contextlib.suppress(OSError):  # not allowed: stay at the process's priority
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(self.nice, 19))
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), min(self.nice, MAX_NICE))
         while True:
             item = self.queue.get()
             if item is None:
@@ -449,18 +577,18 @@ class Writer(threading.Thread):
                 except BaseException as e:  # noqa: BLE001 - re-raised in the main thread by put()/finish()
                     self.error = e
 
-    def put(self, item):
+    def put(self, item: tuple[Any, ...]) -> None:
         if self.error is not None:
             raise self.error
         self.queue.put(item)
 
-    def finish(self):
+    def finish(self) -> None:
         self.queue.put(None)
         self.join()
         if self.error is not None:
             raise self.error
 
-    def stop(self):
+    def stop(self) -> None:
         self.error = self.error or RuntimeError("stopped")
         self.queue.put(None)
         self.join(timeout=10)
@@ -482,18 +610,20 @@ class Output:
     folder that does not exist or cannot be written is found in a second, not after the images.
     """
 
-    def __init__(self, path, option, dash_is_stdout=True):
+    def __init__(self, path: str, option: str, dash_is_stdout: bool = True) -> None:
         self.path = path
         self.option = option
-        self.tmp = None
-        self.target = None
+        self.tmp: str | None = None
+        self.target: str | None = None
         self.committed = False
         self.broken = False  # a write failed: a stream may end with part of a line
+        self.file: TextIO
         if path == "-" and dash_is_stdout:
             self.kind, self.file = "stdout", sys.stdout
             return
         if not path or path.endswith(("/", os.sep)):
             raise OutputError(f"{option} {path!r}: give a file name, not a folder")
+        st: os.stat_result | None
         try:
             st = os.stat(path)  # follows symlinks: what the path writes into
         except FileNotFoundError:
@@ -527,13 +657,13 @@ class Output:
             os.fchmod(fd, stat.S_IMODE(st.st_mode) if st is not None else 0o666 & ~umask)
         self.file = os.fdopen(fd, "w", encoding="utf-8")
 
-    def write(self, text):
+    def write(self, text: str) -> None:
         try:
             self.file.write(text)
         except OSError as e:
             raise self.failed(e) from None
 
-    def close(self):
+    def close(self) -> None:
         """Flush what is buffered: a full disk may only show here."""
         try:
             if self.kind == "stdout":
@@ -543,10 +673,10 @@ class Output:
         except OSError as e:
             raise self.failed(e) from None
 
-    def commit(self):
+    def commit(self) -> None:
         """Close, and put the file in place (a stream is only flushed)."""
         self.close()
-        if self.tmp is not None:
+        if self.tmp is not None and self.target is not None:
             try:
                 os.replace(self.tmp, self.target)
             except OSError as e:
@@ -555,7 +685,7 @@ class Output:
             self.tmp = None
         self.committed = True
 
-    def discard(self):
+    def discard(self) -> None:
         """Remove the temporary file (a no-op after commit); never raises."""
         if self.kind != "stdout":
             with contextlib.suppress(OSError):
@@ -565,7 +695,7 @@ class Output:
                 os.unlink(self.tmp)
             self.tmp = None
 
-    def failed(self, error):
+    def failed(self, error: OSError) -> OutputError:
         """The OutputError for a failed write (after which discard() still cleans up)."""
         self.broken = True
         if self.kind == "stdout" and isinstance(error, BrokenPipeError):
@@ -576,7 +706,7 @@ class Output:
         where = " to stdout" if self.kind == "stdout" else ""
         return OutputError(f"{self.option} {self.path}: cannot write{where}: {describe(error)}")
 
-    def kept(self):
+    def kept(self) -> str:
         """What the reader has after a failure or an interrupt."""
         where = "stdout" if self.kind == "stdout" else self.path
         if self.kind != "file" and self.broken:
@@ -586,19 +716,19 @@ class Output:
         return f"{self.path} written" if self.committed else f"{self.path} not written"
 
 
-def describe(error):
+def describe(error: OSError) -> str:
     """An OSError in words, with its errno name: 'No space left on device (ENOSPC)'."""
-    name = errno.errorcode.get(error.errno)
+    name = errno.errorcode.get(error.errno) if error.errno is not None else None
     return f"{error.strerror or error}" + (f" ({name})" if name else "")
 
 
-def reaches_proc(path):
+def reaches_proc(path: str) -> bool:
     """Whether the path is, or links through, /proc (/dev/stdout -> /proc/self/fd/1, /dev/fd/N).
 
     Such a path is a file another process holds open (a shell's > or >> redirection): it is
     written into, as a stream, never replaced by a rename.
     """
-    for _ in range(40):  # the kernel's own limit on links followed
+    for _ in range(MAX_SYMLINKS):
         path = os.path.abspath(path)
         if path.startswith("/proc/") or os.path.realpath(os.path.dirname(path)).startswith("/proc/"):
             return True
@@ -608,14 +738,14 @@ def reaches_proc(path):
     return False
 
 
-def exit_status(error):
+def exit_status(error: BaseException) -> int:
     """128 + the signal's number for an interrupt (130 for Ctrl-C, 143 for SIGTERM), else 1."""
     if isinstance(error, KeyboardInterrupt):
-        return 128 + int(getattr(error, "signum", signal.SIGINT))
-    return 1
+        return EXIT_SIGNAL_BASE + int(getattr(error, "signum", signal.SIGINT))
+    return EXIT_FAILURE
 
 
-def stop_message(tf, error, args, done, kept=None):
+def stop_message(tf: Any, error: BaseException, args: Any, done: int, kept: str | None = None) -> str | None:
     """One line for the errors a user can act on (None: a bug, let the traceback through)."""
     if kept is None:
         kept = f"{args.out} not written" if args.out != "-" else "the lines already on stdout are complete"
@@ -628,7 +758,7 @@ def stop_message(tf, error, args, done, kept=None):
     if isinstance(error, tf.errors.ResourceExhaustedError):
         smaller = max(1, args.batch_size // 2)
         hint = (f"--batch-size {smaller}" if args.batch_size > 1 else
-                f"--max-side {max(args.max_side // 2, 256) if args.max_side else 1024}")
+                f"--max-side {max(args.max_side // 2, MIN_HINT_MAX_SIDE) if args.max_side else DEFAULT_MAX_SIDE}")
         return (f"out of memory after {done} images at --batch-size {args.batch_size}; {kept}. "
                 f"Re-run with {hint} (the images of a batch run concurrently), or on the CPU with --gpu -1")
     return None
@@ -637,7 +767,7 @@ def stop_message(tf, error, args, done, kept=None):
 class Interrupted(KeyboardInterrupt):
     """A signal (SIGINT, SIGTERM, SIGHUP) asked the runner to stop."""
 
-    def __init__(self, signum):
+    def __init__(self, signum: int) -> None:
         super().__init__(signum)
         self.signum = signum
 
@@ -655,10 +785,10 @@ class Signals:
     only where the signal has its default action: under nohup SIGHUP stays ignored.
     """
 
-    def __init__(self):
-        self.signum = None
+    def __init__(self) -> None:
+        self.signum: int | None = None
         self.mode = "raise"  # "raise": at once; "flag": at the next check() or second signal; "hold"
-        self.previous = {}
+        self.previous: dict[int, Any] = {}
         if threading.current_thread() is not threading.main_thread():
             return
         for name, default in (("SIGINT", signal.default_int_handler), ("SIGTERM", signal.SIG_DFL),
@@ -667,34 +797,34 @@ class Signals:
             if signum is not None and signal.getsignal(signum) is default:
                 self.previous[signum] = signal.signal(signum, self._handle)
 
-    def _handle(self, signum, frame):
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
         first = self.signum is None
-        if first:
+        if self.signum is None:
             self.signum = signum
         if self.mode == "raise" or (self.mode == "flag" and not first):
             raise Interrupted(self.signum)
 
-    def raise_now(self):
+    def raise_now(self) -> None:
         self.mode = "raise"
         self.check()
 
-    def flag(self):
+    def flag(self) -> None:
         self.mode = "flag"
 
-    def hold(self):
+    def hold(self) -> None:
         self.mode = "hold"
 
-    def check(self):
+    def check(self) -> None:
         if self.signum is not None:
             raise Interrupted(self.signum)
 
-    def restore(self):
+    def restore(self) -> None:
         for signum, previous in self.previous.items():
             signal.signal(signum, previous)
         self.previous = {}
 
 
-def signature_problem(model):
+def signature_problem(model: Any) -> str | None:
     """Why the loaded SavedModel cannot be called as a detection model, in a few words (None: it can)."""
     signatures = getattr(model, "signatures", None) or {}
     if SIGNATURE_KEY not in signatures:
@@ -707,35 +837,40 @@ def signature_problem(model):
         have = ", ".join(f"{k!r} ({v.dtype.name} {v.shape})" for k, v in sorted(inputs.items()))
         return f"its {SIGNATURE_KEY!r} signature takes {have or 'no input'}"
     outputs = fn.structured_outputs
-    missing = [key for key in (BOXES_KEY, SCORES_KEY, CLASSES_KEY, NUM_KEY) if key is not None and key not in outputs]
+    missing = [key for key in required_keys() if key not in outputs]
     if missing:
         return f"its {SIGNATURE_KEY!r} signature returns {sorted(outputs)}, without {', '.join(missing)}"
     return None
 
 
-def main(argv=None):
+def required_keys() -> list[str]:
+    """The signature output keys this script cannot do without."""
+    return [key for key in (OUTPUT_KEYS[name] for name in REQUIRED_OUTPUTS) if key is not None]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     """Parse options, create the outputs, run; whatever happens, no temporary file stays behind."""
     args = parse_args(argv)
     paths = list_images(args.images, args.recursive)
     if not paths:
-        print(f"run_inference.py: error: no images found in {' '.join(args.images)}", file=sys.stderr)
-        return 2
+        error(f"no images found in {' '.join(args.images)}")
+        return EXIT_USAGE
     signals = Signals()  # before any temporary file exists: a signal must not leave one behind
-    outputs = []
+    outputs: list[Output] = []
     try:
         signals.flag()  # creating a temporary file: a first signal waits for check()
         try:
             open_outputs(args, outputs)
         except OutputError as e:
-            print(f"run_inference.py: error: {e}", file=sys.stderr)
-            return 2
+            error(str(e))
+            return EXIT_USAGE
         signals.check()
         summary = outputs[1] if len(outputs) > 1 else None
         return run(args, paths, signals, outputs[0], summary)
     except KeyboardInterrupt as e:  # before the image loop (inside it, run() says more)
         signals.hold()
         kept = outputs[0].kept() if outputs else None
-        print(f"run_inference.py: error: {stop_message(None, e, args, 0, kept)}", file=sys.stderr)
+        error(f"{stop_message(None, e, args, 0, kept)}")
         return exit_status(e)
     finally:
         signals.hold()
@@ -744,7 +879,7 @@ def main(argv=None):
         signals.restore()
 
 
-def open_outputs(args, opened):
+def open_outputs(args: argparse.Namespace, opened: list[Output]) -> None:
     """Create the --out and --summary-json Outputs, appending each to ``opened`` for main() to clean up."""
     opened.append(Output(args.out, "--out"))
     if args.summary_json:
@@ -754,7 +889,7 @@ def open_outputs(args, opened):
             raise OutputError(f"--summary-json {args.summary_json}: is the same file as --out {args.out}")
 
 
-def preflight(timeout_s):
+def preflight(timeout_s: float) -> str | None:
     """Import TensorFlow in a child process first: why it cannot be used here, or None.
 
     A TensorFlow that segfaults, aborts or hangs on import would otherwise take this script down with no
@@ -771,7 +906,7 @@ def preflight(timeout_s):
     if proc.returncode == 0:
         return None
     lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-    last = lines[-1][:300] if lines else ""
+    last = lines[-1][:MESSAGE_CHARS] if lines else ""
     if proc.returncode < 0:
         try:
             how = f"was killed by {signal.Signals(-proc.returncode).name}"
@@ -781,7 +916,13 @@ def preflight(timeout_s):
     return f"`import tensorflow` failed: {last or f'exit status {proc.returncode}'}"
 
 
-def run(args, paths, signals, out, summary):
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none), cut short."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0][:MESSAGE_CHARS]
+
+
+def run(args: argparse.Namespace, paths: Sequence[str], signals: Signals, out: Output,
+        summary: Output | None) -> int:
     """Configure TensorFlow, load the model, stream the images through it once, commit the outputs."""
     signals.raise_now()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -789,72 +930,50 @@ def run(args, paths, signals, out, summary):
         problem = preflight(args.tf_timeout)
         signals.raise_now()
         if problem is not None:
-            print(f"run_inference.py: error: TensorFlow cannot be used here: {problem}; nothing was written "
-                  "(`pip install oddoctor && oddoctor check` names the cause and its fix)", file=sys.stderr)
-            return 1
+            error(f"TensorFlow cannot be used here: {problem}; nothing was written "
+                  "(`pip install oddoctor && oddoctor check` names the cause and its fix)")
+            return EXIT_FAILURE
     import tensorflow as tf  # after argument parsing: --help and bad options stay fast
 
     try:
         configure_devices(tf, args.gpu, args.memory_limit_mb, args.threads)
     except (ValueError, RuntimeError) as e:  # RuntimeError: a GPU was initialised already
-        print(f"run_inference.py: error: {e}", file=sys.stderr)
-        return 2
+        error(str(e))
+        return EXIT_USAGE
     t_load = time.perf_counter()
     try:
         model = tf.saved_model.load(args.model)  # once, for every image
     except Exception as e:  # noqa: BLE001 - whatever the loader raises, the model is unusable: say it in one line
-        first_line = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        print(f"run_inference.py: error: cannot load the SavedModel {args.model!r}: {first_line}",
-              file=sys.stderr)
-        return 2
+        error(f"cannot load the SavedModel {args.model!r}: {first_line(e)}")
+        return EXIT_USAGE
     problem = signature_problem(model)
     if problem is not None:
-        needs = ", ".join(k for k in (BOXES_KEY, SCORES_KEY, CLASSES_KEY, NUM_KEY) if k is not None)
-        print(f"run_inference.py: error: --model {args.model}: not a SavedModel migrated by oddoctor "
+        error(f"--model {args.model}: not a SavedModel migrated by oddoctor "
               f"(or exported by the TF2 Object Detection API): {problem}; expected signature "
               f"{SIGNATURE_KEY!r} with the one input {INPUT_KEY!r} (uint8 [batch, height, width, 3]) "
-              f"and the outputs {needs} (a TF1 export needs `oddoctor migrate` first)", file=sys.stderr)
-        return 2
+              f"and the outputs {', '.join(required_keys())} (a TF1 export needs `oddoctor migrate` first)")
+        return EXIT_USAGE
     model_fn = model.signatures[SIGNATURE_KEY]
     load_s = time.perf_counter() - t_load
     signals.check()  # one that TensorFlow swallowed while loading
     detect = make_detect(tf, model_fn, args.batch_size, args.xla)
     want_masks = MASKS_KEY is not None and not args.no_masks and MASKS_KEY in model_fn.structured_outputs
-    dataset = make_dataset(tf, paths, args.max_side, args.batch_size, args.parallel_decode, args.prefetch)
+    mask_threshold = args.mask_threshold if want_masks else None
+    dataset = make_dataset(tf, paths, args.max_side, args.batch_size, args.parallel_decode, args.prefetch,
+                           args.jpeg_dct)
 
-    seen = set()
+    seen: set[int] = set()
 
-    def write_batch(index, res, sizes):
-        """Model outputs of one batch -> JSON lines (masks pasted, clipped boxes, RLE)."""
-        lines = []
-        for b, i in enumerate(index.tolist()):
-            seen.add(i)
-            h, w = int(sizes[b][0]), int(sizes[b][1])
-            n = int(res["num"][b][0])
-            scores = res["scores"][b][:n]
-            keep = (scores >= args.score_threshold).nonzero()[0]
-            raw_boxes = res["boxes"][b][keep]
-            boxes = raw_boxes.copy()
-            boxes[:, 0::2] = boxes[:, 0::2].clip(0, h)
-            boxes[:, 1::2] = boxes[:, 1::2].clip(0, w)
-            # Unclipped boxes, as the model meant them: a mask is pasted over its whole box.
-            norm = (raw_boxes / [h, w, h, w]).astype(np.float32) if want_masks else None
-            dets = []
-            for j, k in enumerate(keep.tolist()):
-                det = {"box": [round(float(v), 2) for v in boxes[j]],
-                       "score": round(float(scores[k]), 6),
-                       "class_id": int(res["classes"][b][k])}
-                if want_masks:
-                    local, top, left = paste_mask(res["masks"][b][k], norm[j], h, w, args.mask_threshold)
-                    det["mask"] = rle_encode_box(local, top, left, h, w)
-                dets.append(det)
-            record = {"file": paths[i], "height": h, "width": w, "detections": dets}
-            lines.append(json.dumps(record) + "\n")
-        out.write("".join(lines))  # one write per batch; a full disk raises OutputError
+    def write_batch(index: np.ndarray, outputs: Mapping[str, Sequence[np.ndarray]], sizes: np.ndarray) -> None:
+        """Model outputs of one batch -> JSON lines, one write per batch (a full disk raises OutputError)."""
+        numbers = index.tolist()
+        seen.update(numbers)
+        records = batch_records([paths[i] for i in numbers], sizes, outputs, args.score_threshold, mask_threshold)
+        out.write("".join(json.dumps(record) + "\n" for record in records))
 
     writer = Writer(write_batch, nice=args.post_nice) if args.overlap else None
     done = 0
-    first_batch_end = None
+    first_batch_end: float | None = None
     first_batch_n = 0
     last_report = t0 = time.perf_counter()
     try:
@@ -862,17 +981,15 @@ def run(args, paths, signals, out, summary):
         for index, images, original_sizes, resized_sizes in dataset:
             signals.check()  # a signal during the last batch or while waiting for this one
             try:
-                res = detect(images, original_sizes, resized_sizes)
+                res = detect(images, resized_sizes)
             except (tf.errors.InvalidArgumentError, tf.errors.UnimplementedError) as e:
                 if not args.xla:
                     raise
                 # XLA cannot compile every detection op (e.g. dynamic NMS): run without it.
-                first_line = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-                print(f"run_inference.py: warning: XLA failed ({first_line}); continuing without --xla",
-                      file=sys.stderr)
+                warning(f"XLA failed ({first_line(e)}); continuing without --xla")
                 args.xla = False
                 detect = make_detect(tf, model_fn, args.batch_size, False)
-                res = detect(images, original_sizes, resized_sizes)
+                res = detect(images, resized_sizes)
             batch = (index.numpy(), split_outputs(*res), original_sizes.numpy())
             if writer is not None:
                 writer.put(batch)  # post-processing overlaps the next model call
@@ -882,7 +999,7 @@ def run(args, paths, signals, out, summary):
             now = time.perf_counter()
             if first_batch_end is None:
                 first_batch_end, first_batch_n = now, done
-            if not args.quiet and (now - last_report >= 2.0):
+            if not args.quiet and (now - last_report >= PROGRESS_EVERY_S):
                 last_report = now
                 print(f"progress: {done}/{len(paths)} images, {done / (now - t0):.2f} images/s",
                       file=sys.stderr, flush=True)
@@ -900,7 +1017,7 @@ def run(args, paths, signals, out, summary):
             summary.write(json.dumps({"images": done, "skipped": skipped, "wall_s": wall, "load_s": load_s,
                                       "images_per_s": done / wall if wall > 0 else None,
                                       "steady_images_per_s": steady, "batch_size": args.batch_size,
-                                      "xla": args.xla, "overlap": args.overlap,
+                                      "xla": args.xla, "jpeg_dct": args.jpeg_dct, "overlap": args.overlap,
                                       "post_nice": args.post_nice if args.overlap else None}, indent=2))
             summary.close()
         signals.check()
@@ -914,7 +1031,7 @@ def run(args, paths, signals, out, summary):
         message = stop_message(tf, e, args, done, out.kept())
         if message is None:
             raise
-        print(f"run_inference.py: error: {message}", file=sys.stderr)
+        error(message)
         return exit_status(e)
     rate = done / wall if wall > 0 else 0.0
     after_first = f" ({steady:.2f} images/s after the first batch)" if steady else ""
@@ -922,12 +1039,12 @@ def run(args, paths, signals, out, summary):
           f"{len(skipped)} skipped (unreadable)", file=sys.stderr, flush=True)
     for p in skipped:
         print(f"  skipped: {p}", file=sys.stderr)
-    return 0 if done else 1
+    return EXIT_OK if done else EXIT_FAILURE
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
     except KeyboardInterrupt as e:  # while parsing options (after that, main() says more)
-        print("run_inference.py: interrupted", file=sys.stderr)
+        print(f"{PROG}: interrupted", file=sys.stderr)
         sys.exit(exit_status(e))
