@@ -16,7 +16,7 @@ loading it never imports TensorFlow.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import pytest
 
@@ -172,62 +172,19 @@ def oddoctor_report(request: pytest.FixtureRequest) -> Any:
     return request.config.stash[_STATE_KEY].report()
 
 
-class LeakResult:
-    """Per-metric verdicts of a measured callable (``oddoctor.leak.stats.Trend`` each)."""
-
-    def __init__(self, trends: dict[str, Any], series: dict[str, list[float]], units: dict[str, str]) -> None:
-        self.trends = trends
-        self.series = series
-        self.units = units
-
-    @property
-    def leaks(self) -> bool:
-        return any(t.leaks for t in self.trends.values())
-
-    def describe(self) -> str:
-        parts = []
-        for name, t in self.trends.items():
-            slope = "n/a" if t.slope is None else f"{t.slope:+.3f}"
-            conf = "" if t.confidence is None else f", confidence {t.confidence:.0%}"
-            parts.append(f"{name}: {t.status} ({slope} {self.units[name]}/call, threshold "
-                         f"{t.threshold:g}{conf}, n={t.n})")
-        return "; ".join(parts)
-
-    def assert_no_leak(self) -> None:
-        if self.leaks:
-            pytest.fail(f"oddoctor: leak measured: {self.describe()}", pytrace=False)
-
-
-def measure_leak(fn: Any, *, iterations: int = 30, warmup: int = 10, graph: Any = None) -> LeakResult:
-    """Call ``fn`` ``warmup + iterations`` times; judge graph growth and RSS growth per call.
-
-    The verdicts are those of ``oddoctor leak-test`` (same statistics, same thresholds).
-    """
-    import psutil
-
-    from oddoctor.leak import report as leak_report
-    from oddoctor.leak.stats import trend
-
-    if iterations < 6:
-        raise ValueError("oddoctor_leak needs at least 6 measured iterations")
-    proc = psutil.Process()
-    series: dict[str, list[float]] = {"rss": []}
-    if graph is not None:
-        series["graph_ops"] = []
-    for i in range(warmup + iterations):
-        fn()
-        if i < warmup:
-            continue
-        series["rss"].append(proc.memory_info().rss / 2**20)
-        if graph is not None:
-            series["graph_ops"].append(float(len(graph.get_operations())))
-    thresholds = {"rss": leak_report.RSS_THRESHOLD_MIB, "graph_ops": leak_report.NODES_THRESHOLD}
-    units = {"rss": "MiB", "graph_ops": "ops"}
-    trends = {name: trend(ys, thresholds[name]) for name, ys in series.items()}
-    return LeakResult(trends, series, units)
+def _fail_test(message: str) -> NoReturn:
+    pytest.fail(message, pytrace=False)
 
 
 @pytest.fixture
 def oddoctor_leak() -> Any:
-    """``oddoctor_leak(fn, iterations=30, warmup=10, graph=None) -> LeakResult``: measure a callable."""
-    return measure_leak
+    """``oddoctor_leak(fn, iterations=30, warmup=10, graph=None) -> LeakResult``: measure a callable.
+
+    The measurement is :func:`oddoctor.leak.inprocess.measure_leak`; ``assert_no_leak()`` fails the test.
+    """
+    from oddoctor.leak.inprocess import LeakResult, measure_leak
+
+    def measure(fn: Any, *, iterations: int = 30, warmup: int = 10, graph: Any = None) -> LeakResult:
+        return measure_leak(fn, iterations=iterations, warmup=warmup, graph=graph, fail=_fail_test)
+
+    return measure

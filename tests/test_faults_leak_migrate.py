@@ -82,22 +82,24 @@ def test_migrate_numbers_must_be_finite_and_sane(capsys, tmp_path: Path, args: l
 
 
 def test_the_runner_refuses_a_timeout_the_watchdog_cannot_keep():
-    from oddoctor.leak.runner import run_mode
+    from oddoctor.leak.spawn import run_mode
+    from oddoctor.leak.spec import LeakSpec
 
     for bad in (float("inf"), float("nan"), 0.0, -1.0):
         with pytest.raises(ValueError, match="finite"):
-            run_mode({"mode": "legacy"}, timeout_s=bad)
+            run_mode(LeakSpec(mode="legacy", model="m.pb"), timeout_s=bad)
 
 
 def test_synthetic_images_are_made_one_at_a_time():
     """-n 100000000 used to build every image before the first run (2.4 GiB in 60 s)."""
     import numpy as np
 
+    from oddoctor.leak.child import _images
+    from oddoctor.leak.spec import LeakSpec
     from oddoctor_legacy_tf1.images import synthetic_images
-    from oddoctor_legacy_tf1.leakrun import _images
 
     t0 = time.monotonic()
-    images, distinct, sizes, skipped = _images({"seed": 3}, 10**8)
+    images, distinct, sizes, skipped = _images(LeakSpec(seed=3), 10**8)
     first = [next(images) for _ in range(5)]
     assert time.monotonic() - t0 < 5
     assert distinct == 10**8 and skipped == []
@@ -109,11 +111,12 @@ def test_a_folder_is_read_once_and_cycled(tmp_path: Path):
     Image = pytest.importorskip("PIL.Image")
     import numpy as np
 
-    from oddoctor_legacy_tf1.leakrun import _images
+    from oddoctor.leak.child import _images
+    from oddoctor.leak.spec import LeakSpec
 
     for i, size in enumerate([(20, 30), (40, 10)]):
         Image.fromarray(np.full((*size, 3), i * 100, np.uint8)).save(tmp_path / f"{i}.png")
-    images, distinct, sizes, _ = _images({"images": str(tmp_path)}, 5)
+    images, distinct, sizes, _ = _images(LeakSpec(images=str(tmp_path)), 5)
     assert distinct == 2 and sizes == [(20, 30), (40, 10)]
     assert [int(a[0, 0, 0]) for a in images] == [0, 100, 0, 100, 0]
 
@@ -121,7 +124,7 @@ def test_a_folder_is_read_once_and_cycled(tmp_path: Path):
 # --- outputs --------------------------------------------------------------------------------------------
 
 def _fake_runs():
-    from oddoctor.leak.runner import ModeRun
+    from oddoctor.leak.spawn import ModeRun
 
     samples = [{"i": i, "warmup": i < 2, "rss_bytes": 2**20 * (100 + i), "graph_nodes": 10, "latency_ms": 5.0}
                for i in range(12)]
@@ -233,7 +236,7 @@ print(json.dumps({"event": "start", "mode": "legacy", "pid": os.getpid(), "model
 time.sleep(600)
 """
 
-LEAK_WRAPPER = ("import sys; from oddoctor.leak import runner; runner.CHILD_MODULE = 'fake_leakrun'; "
+LEAK_WRAPPER = ("import sys; from oddoctor.leak import spawn; spawn.CHILD_MODULE = 'fake_leakrun'; "
                 "from oddoctor.cli.main import main; main(sys.argv[1:])")
 
 
@@ -282,7 +285,8 @@ class _NotCtrlC(BaseException):
 
 @pytest.mark.timeout(60)
 def test_the_leak_parent_cleans_up_on_any_base_exception(tmp_path: Path, monkeypatch):
-    from oddoctor.leak import runner
+    from oddoctor.leak import spawn
+    from oddoctor.leak.spec import LeakSpec
 
     (tmp_path / "fake_leakrun.py").write_text(textwrap.dedent(FAKE_LEAKRUN))
     (tmp_path / "tmp").mkdir()
@@ -290,13 +294,13 @@ def test_the_leak_parent_cleans_up_on_any_base_exception(tmp_path: Path, monkeyp
     monkeypatch.setenv("LEAK_PIDS", str(tmp_path / "pids"))
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
     monkeypatch.setattr("tempfile.tempdir", None)  # re-read TMPDIR
-    monkeypatch.setattr(runner, "CHILD_MODULE", "fake_leakrun")
+    monkeypatch.setattr(spawn, "CHILD_MODULE", "fake_leakrun")
 
     def on_event(event):
         raise _NotCtrlC(event["event"])
 
     with pytest.raises(_NotCtrlC):
-        runner.run_mode({"mode": "legacy"}, timeout_s=60, on_event=on_event)
+        spawn.run_mode(LeakSpec(mode="legacy", model="m.pb"), timeout_s=60, on_event=on_event)
     child, grandchild = (int(p) for p in (tmp_path / "pids").read_text().split())
     deadline = time.monotonic() + 5
     while (_alive(child) or _alive(grandchild)) and time.monotonic() < deadline:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from oddoctor.leak.report import analyze_mode, build_report, render_text
-from oddoctor.leak.runner import ModeRun
+from oddoctor.leak.spawn import ModeRun
 
 MIB = 1024 * 1024
 
@@ -31,8 +31,8 @@ def fake_run(mode, *, nodes_per_image, rss_per_image_mib, latency_ms, n=30, warm
 
 
 def test_legacy_leaks_fixed_passes_with_findings_and_projection():
-    legacy = analyze_mode(fake_run("legacy", nodes_per_image=31, rss_per_image_mib=2.0, latency_ms=200))
-    fixed = analyze_mode(fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20))
+    legacy = analyze_mode(fake_run("legacy", nodes_per_image=31, rss_per_image_mib=2.0, latency_ms=200)).to_dict()
+    fixed = analyze_mode(fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20)).to_dict()
     assert legacy["verdict"] == "leak"
     assert set(legacy["leaking_metrics"]) == {"graph_nodes", "rss"}
     assert legacy["metrics"]["graph_nodes"]["slope_per_image"] == pytest.approx(31)
@@ -50,25 +50,28 @@ def test_legacy_leaks_fixed_passes_with_findings_and_projection():
 
 def test_runtime_memory_growth_with_a_constant_graph_is_not_blamed_on_the_user():
     mode = analyze_mode(fake_run("fixed", nodes_per_image=0, rss_per_image_mib=1.0, latency_ms=20))
-    assert mode["verdict"] == "leak"
-    assert [f["id"] for f in mode["findings"]] == ["leak.runtime-memory"]
+    assert mode.verdict == "leak"
+    assert [f.id for f in mode.findings] == ["leak.runtime-memory"]
 
 
 def test_exit_codes_ratio_and_json_document():
     runs = {"legacy": fake_run("legacy", nodes_per_image=31, rss_per_image_mib=0.0, latency_ms=200),
             "fixed": fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20)}
     report = build_report(runs, model="m.pb", options={})
-    assert report["exit_code"] == 1  # a measured mode leaks: CI gate fails
-    assert report["cost_ratio"]["median"] == pytest.approx(200.75 / 20.75, rel=0.01)
-    json.loads(json.dumps(report))  # one serialisable document
-    assert report["schema_version"] == 1
-    demo = build_report(runs, model="demo", options={}, demo=True)
+    doc = report.to_dict()
+    assert doc["exit_code"] == report.exit_code == 1  # a measured mode leaks: CI gate fails
+    assert doc["cost_ratio"]["median"] == pytest.approx(200.75 / 20.75, rel=0.01)
+    json.loads(json.dumps(doc))  # one serialisable document
+    assert doc["schema_version"] == 1
+    assert "demo_as_expected" not in doc and "plot" not in doc
+    demo = build_report(runs, model="demo", options={}, demo=True).to_dict()
     assert demo["exit_code"] == 0
     assert demo["demo_as_expected"]
     swapped = {"legacy": runs["fixed"], "fixed": runs["legacy"]}
-    assert build_report(swapped, model="demo", options={}, demo=True)["exit_code"] == 1
+    assert build_report(swapped, model="demo", options={}, demo=True).exit_code == 1
     only_fixed = build_report({"fixed": runs["fixed"]}, model="m.pb", options={})
-    assert only_fixed["exit_code"] == 0
+    assert only_fixed.exit_code == 0
+    assert "cost_ratio" not in only_fixed.to_dict()
     text = render_text(report)
     assert "LEAKS" in text
     assert "+31.0 ops/image" in text
@@ -80,8 +83,8 @@ def test_a_crashed_child_is_an_error_and_exit_1():
     run = fake_run("legacy", nodes_per_image=31, rss_per_image_mib=0.0, latency_ms=200, n=3)
     run.error = {"kind": "died", "message": "the legacy process killed by signal 9 after 8 iterations"}
     report = build_report({"legacy": run}, model="m.pb", options={})
-    assert report["modes"]["legacy"]["verdict"] == "error"
-    assert report["exit_code"] == 1
+    assert report.to_dict()["modes"]["legacy"]["verdict"] == "error"
+    assert report.to_dict()["exit_code"] == 1
     assert "signal 9" in render_text(report)
 
 
@@ -97,3 +100,30 @@ def test_plot_is_written_with_both_modes(tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(data) > 10_000
     assert [p.name for p in out.parent.iterdir()] == ["leak.png"]  # no temp file left behind
+
+
+def test_json_document_keys_in_order():
+    """The --json document (schema_version 1) key by key, in the order users' tools have seen it."""
+    runs = {"legacy": fake_run("legacy", nodes_per_image=31, rss_per_image_mib=2.0, latency_ms=200),
+            "fixed": fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20)}
+    report = build_report(runs, model="m.pb", options={"iterations": 30}, demo=True)
+    report.plot = "leak.png"
+    doc = report.to_dict()
+    assert list(doc) == ["schema_version", "command", "model", "demo", "options", "modes", "cost_ratio",
+                         "demo_as_expected", "exit_code", "plot"]
+    legacy = doc["modes"]["legacy"]
+    assert list(legacy) == ["mode", "title", "wall_s", "iterations", "warmup", "start", "error", "metrics", "latency",
+                            "sessions_created", "images_run", "verdict", "leaking_metrics", "projection", "findings",
+                            "samples"]
+    assert list(legacy["metrics"]) == ["graph_nodes", "rss", "gpu_nvml", "gpu_tf", "latency"]
+    assert list(legacy["metrics"]["rss"]) == ["status", "slope_per_image", "threshold_per_image", "confidence",
+                                              "verdict_confidence", "part_confidence", "unit", "n", "notes", "label",
+                                              "first", "last"]
+    assert legacy["metrics"]["gpu_nvml"] == {"status": "n/a", "label": "GPU memory (NVML)", "unit": "MiB",
+                                             "reason": "NVML unavailable (no driver)"}
+    assert list(legacy["latency"]) == ["first_image_ms", "median_ms", "p90_ms"]
+    assert list(legacy["projection"]["RAM"]) == ["free_bytes", "bytes_per_image", "images_to_exhaustion"]
+    assert list(legacy["findings"][0]) == ["id", "message", "fix"]
+    assert list(doc["cost_ratio"]) == ["median", "first_image"]
+    assert legacy["samples"] == runs["legacy"].samples
+    assert legacy["metrics"]["rss"]["verdict_confidence"] == report.modes["legacy"].metrics["rss"].verdict_confidence

@@ -64,7 +64,7 @@ def test_rss_is_this_process_size():
     assert rss_bytes(pid=2**22 + 12345) is None  # above pid_max: no such process
 
 
-@pytest.mark.parametrize("name", ["stats", "report", "runner", "sampling", "plot"])
+@pytest.mark.parametrize("name", ["stats", "report", "spawn", "sampling", "plot", "spec", "api", "inprocess", "child"])
 def test_leak_core_imports_without_tensorflow(name):
     import subprocess
 

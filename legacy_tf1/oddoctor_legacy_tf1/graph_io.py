@@ -2,10 +2,13 @@
 
 Public API:
 
-- ``load_model(path) -> LoadedModel``: ``path`` is a ``frozen_inference_graph.pb``, a SavedModel
-  directory (``saved_model.pb`` inside), the ``saved_model.pb`` file itself, or an OD API export
-  directory (``frozen_inference_graph.pb`` preferred, else ``saved_model/``). SavedModel variables
-  are frozen into constants so every caller gets one self-contained ``GraphDef``.
+- ``load_model(path, *, outputs=None) -> LoadedModel``: the one loader. ``path`` is a
+  ``frozen_inference_graph.pb``, a SavedModel directory (``saved_model.pb`` inside), the
+  ``saved_model.pb`` file itself, or an OD API export directory (``frozen_inference_graph.pb``
+  preferred, else ``saved_model/``). SavedModel variables are frozen into constants so every caller
+  gets one self-contained ``GraphDef``. Without ``outputs`` the graph must have the OD API tensors
+  (:mod:`oddoctor_legacy_tf1.names`); with ``outputs`` (other tensor names) it is taken as it is.
+- ``loaded_model(model) -> LoadedModel``: a ``LoadedModel`` as is, a path through ``load_model``.
 - ``validate_graph_def(graph_def) -> tuple[str, ...]``: the OD API output tensors it has.
 - ``import_model(model, graph=None) -> tf.Graph``: import the ``GraphDef`` with ``name=""``
   so the standard names (``image_tensor:0``...) resolve.
@@ -25,14 +28,10 @@ import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from oddoctor_legacy_tf1._tfutil import quiet_deprecations
-
-INPUT_TENSOR = "image_tensor:0"
-REQUIRED_OUTPUTS = ("detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0")
-MASK_OUTPUT = "detection_masks:0"
-ALL_OUTPUTS = (*REQUIRED_OUTPUTS, MASK_OUTPUT)
+from oddoctor_legacy_tf1.names import ALL_OUTPUTS, INPUT_TENSOR, MASK_OUTPUT, REQUIRED_OUTPUTS
 
 # Ops that end a branch without being a model output.
 _NOT_OUTPUT_OPS = {"NoOp", "Const", "Assert", "Placeholder", "PlaceholderWithDefault", "VarHandleOp",
@@ -55,7 +54,7 @@ class LoadedModel:
     graph_def: Any
     path: Path
     kind: str  # "frozen_graph" or "saved_model"
-    outputs: tuple[str, ...]  # the OD API output tensor names present, in ALL_OUTPUTS order
+    outputs: tuple[str, ...]  # the OD API output tensors present (ALL_OUTPUTS order), or those asked for
 
     @property
     def has_masks(self) -> bool:
@@ -64,6 +63,9 @@ class LoadedModel:
     @property
     def node_count(self) -> int:
         return len(self.graph_def.node)
+
+
+ModelLike = Union[str, "os.PathLike[str]", LoadedModel]
 
 
 def one_line(text: object, limit: int = _ONE_LINE_LIMIT) -> str:
@@ -152,17 +154,21 @@ def placeholder_shape(graph_def: Any, tensor: str = INPUT_TENSOR) -> Optional[li
     return None
 
 
-def _parse_graph_def(path: Path) -> Any:
+def _read_graph_def(where: Path, kind: str, freeze: Sequence[str]) -> Any:
+    """The ``GraphDef`` at ``where``: parsed from a frozen graph, or a SavedModel's with its variables
+    frozen into constants for the ``freeze`` tensors."""
+    if kind == "saved_model":
+        return _freeze_saved_model(where, freeze)
     from google.protobuf.message import DecodeError
     from tensorflow.core.framework import graph_pb2
 
     try:
-        with open(path, "rb") as f:
+        with open(where, "rb") as f:
             data = f.read(MAX_GRAPH_BYTES + 1)
     except OSError as e:
-        raise ModelError(f"{path}: cannot read: {e.strerror or e}") from None
+        raise ModelError(f"{where}: cannot read: {e.strerror or e}") from None
     if not data:
-        raise ModelError(f"{path}: empty file, not a TensorFlow GraphDef")
+        raise ModelError(f"{where}: empty file, not a TensorFlow GraphDef")
     gd = graph_pb2.GraphDef()
     try:
         gd.ParseFromString(data)
@@ -171,12 +177,12 @@ def _parse_graph_def(path: Path) -> Any:
     # Protobuf parsing is lenient: random bytes can decode into an "empty" message with unknown
     # fields, so a GraphDef also needs nodes that name an op.
     if gd is None or not gd.node or any(not n.op for n in gd.node):
-        raise ModelError(f"{path}: not a TensorFlow GraphDef (.pb) or SavedModel; expected an Object "
+        raise ModelError(f"{where}: not a TensorFlow GraphDef (.pb) or SavedModel; expected an Object "
                          "Detection API export such as frozen_inference_graph.pb")
     return gd
 
 
-def _load_saved_model(directory: Path, output_names: Sequence[str] = ALL_OUTPUTS) -> Any:
+def _freeze_saved_model(directory: Path, output_names: Sequence[str]) -> Any:
     import tensorflow as tf
 
     v1 = tf.compat.v1
@@ -238,20 +244,22 @@ def validate_graph_def(graph_def: Any, source: str = "model") -> tuple[str, ...]
 
 
 def load_model(path: str | os.PathLike[str], *, outputs: Optional[Sequence[str]] = None) -> LoadedModel:
-    """Load and validate a TF1 OD API export; raise ``ModelError`` (one line) when it cannot be used.
+    """Load a TF1 export; raise ``ModelError`` (one line) when it cannot be used.
 
-    ``outputs`` names other output tensors (a graph without the OD API names): a SavedModel's variables
-    are then frozen for those, and the OD API validation is left to the caller.
+    Without ``outputs``: an OD API export, validated (``validate_graph_def``); ``LoadedModel.outputs``
+    are the OD API output tensors it has. ``outputs`` names other output tensors (a graph without the
+    OD API names): a SavedModel's variables are then frozen for those, and checking that the graph has
+    them is left to the caller.
     """
     where, kind = resolve_model(path)
-    if kind == "saved_model":
-        graph_def = _load_saved_model(where, ALL_OUTPUTS if outputs is None else outputs)
-    else:
-        graph_def = _parse_graph_def(where)
-    if outputs is not None:
-        return LoadedModel(graph_def=graph_def, path=where, kind=kind, outputs=tuple(outputs))
-    outputs = validate_graph_def(graph_def, str(where))
-    return LoadedModel(graph_def=graph_def, path=where, kind=kind, outputs=outputs)
+    graph_def = _read_graph_def(where, kind, ALL_OUTPUTS if outputs is None else outputs)
+    found = validate_graph_def(graph_def, str(where)) if outputs is None else tuple(outputs)
+    return LoadedModel(graph_def=graph_def, path=where, kind=kind, outputs=found)
+
+
+def loaded_model(model: ModelLike) -> LoadedModel:
+    """``model`` itself if it is a ``LoadedModel``, else the OD API export at that path (``load_model``)."""
+    return model if isinstance(model, LoadedModel) else load_model(Path(model))
 
 
 def import_model(model: LoadedModel | Any, graph: Any = None) -> Any:

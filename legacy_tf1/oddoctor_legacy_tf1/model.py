@@ -28,18 +28,16 @@ detections above 0.5, as a trained model would on a real photo.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from oddoctor.fsutil import atomic_write_bytes
 from oddoctor_legacy_tf1._tfutil import quiet_deprecations
+from oddoctor_legacy_tf1.names import BOXES, CLASSES, INPUT_NAME, MASKS, NUM_DETECTIONS, OUTPUT_NAMES, SCORES
 
 MODEL_NAME = "mask_rcnn_inception_v2_oddoctor_synthetic"
-INPUT_NAME = "image_tensor"
-OUTPUT_NAMES = ("detection_boxes", "detection_scores", "detection_classes", "num_detections",
-                "detection_masks")
 
 
 class _Weights:
@@ -214,11 +212,11 @@ def _build_graph(tf: Any, seed: int, num_classes: int, max_detections: int, mask
             prior = 1.0 - 12.0 * (r[:, None] ** 2 + r[None, :] ** 2)
             masks = tf.sigmoid(mlogits + tf.constant(prior.astype(np.float32)))
 
-        tf.identity(det_boxes[None], name="detection_boxes")
-        tf.identity(det_scores[None], name="detection_scores")
-        tf.identity(tf.cast(det_cls + 1, tf.float32)[None], name="detection_classes")
-        tf.identity(tf.reshape(tf.cast(n, tf.float32), [1]), name="num_detections")
-        tf.identity(masks[None], name="detection_masks")
+        tf.identity(det_boxes[None], name=BOXES)
+        tf.identity(det_scores[None], name=SCORES)
+        tf.identity(tf.cast(det_cls + 1, tf.float32)[None], name=CLASSES)
+        tf.identity(tf.reshape(tf.cast(n, tf.float32), [1]), name=NUM_DETECTIONS)
+        tf.identity(masks[None], name=MASKS)
     return graph, list(OUTPUT_NAMES)
 
 
@@ -255,8 +253,24 @@ def build_model(path: str | os.PathLike[str], *, seed: int = 0, num_classes: int
                              mask_size=mask_size, resize=resize, max_proposals=max_proposals)
     if saved_model:
         return _write_saved_model(tf, frozen, path)
-    atomic_write_bytes(path, frozen.SerializeToString(deterministic=True))
+    _atomic_write_bytes(path, frozen.SerializeToString(deterministic=True))
     return path
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file next to ``path``, then rename it onto ``path`` (through a
+    symlink, onto its target): a reader sees the old file or the new one, never half of one."""
+    if path.is_symlink():
+        path = path.resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _write_saved_model(tf: Any, frozen: Any, path: Path) -> Path:

@@ -1,29 +1,24 @@
 """`oddoctor leak-test`: measure the TF1 OD API inference loop (tutorial pattern vs fixed) for leaks.
 
-TensorFlow is never imported here: each mode runs in a fresh child process
-(``python -m oddoctor_legacy_tf1.leakrun``) and this command only reads its samples.
+The command validates its options, calls :func:`oddoctor.leak.run_leak_test` and prints the report.
+TensorFlow is never imported here: each mode runs in a fresh child process (``python -m oddoctor.leak.child``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import sys
-import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
 from oddoctor.cli._common import JsonOpt, UsageError, emit_json, finite_float
+from oddoctor.leak.spec import MAX_ITERATIONS, MAX_SEED, MAX_TIMEOUT_S, MIN_ITERATIONS, MIN_TIMEOUT_S
+from oddoctor.leak.spec import MODES as _ONE_MODE
 from oddoctor.render import clean
 
-MODES = ("legacy", "fixed", "both")
-MIN_ITERATIONS = 10  # below this, allocator warm-up and a leak look alike (see docs/leak-test.md)
-# Above this a mode runs for hours (the legacy loop's cost per image grows with its graph) and the verdicts
-# gain nothing: the statistics thin any series to 400 points.
-MAX_ITERATIONS = 10_000
-MAX_TIMEOUT_S = 86_400.0  # one day per mode
-MAX_SEED = 2**32 - 1  # numpy's seeds are non-negative
+MODES = (*_ONE_MODE, "both")
 
 
 def _validate(iterations: int, warmup: int, seed: int, timeout: float, memory_fraction: Optional[float]) -> None:
@@ -41,7 +36,7 @@ def _validate(iterations: int, warmup: int, seed: int, timeout: float, memory_fr
         raise UsageError(f"--seed must be from 0 to {MAX_SEED}, not {seed}")
     if memory_fraction is not None and not 0.0 < memory_fraction <= 1.0:  # also refuses nan
         raise UsageError(f"--memory-fraction must be in (0, 1], not {memory_fraction}")
-    finite_float(timeout, "--timeout", 1.0, MAX_TIMEOUT_S)
+    finite_float(timeout, "--timeout", MIN_TIMEOUT_S, MAX_TIMEOUT_S)
 
 
 def _check_plot(plot: Path) -> None:
@@ -60,7 +55,17 @@ def _progress_printer(warmup: int) -> Any:
 
     def on_event(event: dict[str, Any]) -> None:
         kind = event["event"]
-        if kind == "start":
+        if kind == "launch":
+            print(f"leak-test: {event['mode']}: starting a fresh process (TensorFlow import"
+                  f"{' and demo model build' if event['demo_build'] else ''})...", file=sys.stderr, flush=True)
+        elif kind == "finish":
+            error = event["error"]
+            if error:
+                print(f"leak-test: {event['mode']}: {clean(error.get('message'))}", file=sys.stderr, flush=True)
+                if event["stderr_tail"] and error.get("kind") != "timeout":
+                    print("  last lines of its stderr:\n    " + "\n    ".join(event["stderr_tail"][-6:]),
+                          file=sys.stderr, flush=True)
+        elif kind == "start":
             sizes = len(event.get("image_sizes") or [])
             if sizes > warmup:
                 print(f"leak-test: note: --warmup {warmup} is less than the {sizes} image sizes: memory steps "
@@ -106,8 +111,7 @@ def leak_test(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per mode.")] = 900.0,
 ) -> None:
     """Reproduce and measure the TF1 session/graph leak of OD API inference loops; exit 1 if it leaks."""
-    from oddoctor.leak.report import build_report, render_text
-    from oddoctor.leak.runner import run_mode
+    from oddoctor.leak import LeakInputError, LeakSpec, render_text, run_leak_test
 
     if demo and model is not None:
         raise UsageError("give MODEL or --demo, not both")
@@ -130,45 +134,25 @@ def leak_test(
     if importlib.util.find_spec("tensorflow") is None:
         raise UsageError("leak-test needs TensorFlow in this Python: pip install 'oddoctor[tf]'")
 
-    modes = ["legacy", "fixed"] if mode == "both" else [mode]
-    options = {"iterations": iterations, "warmup": warmup, "mode": mode, "images": str(images) if images else None,
-               "memory_fraction": memory_fraction, "allow_growth": allow_growth, "seed": seed}
-    on_event = _progress_printer(warmup)
-    with tempfile.TemporaryDirectory(prefix="oddoctor-demo-") as tmp:
-        model_path = Path(tmp) / "frozen_inference_graph.pb" if demo else model
-        assert model_path is not None
-        runs = {}
-        for name in modes:
-            spec = {"mode": name, "model": str(model_path), "build_demo": demo, "iterations": iterations,
-                    "warmup": warmup, "images": str(images) if images else None, "seed": seed,
-                    "allow_growth": allow_growth, "memory_fraction": memory_fraction}
-            print(f"leak-test: {name}: starting a fresh process (TensorFlow import"
-                  f"{' and demo model build' if demo and name == modes[0] else ''})...", file=sys.stderr, flush=True)
-            run = run_mode(spec, timeout_s=timeout, on_event=on_event)
-            if run.input_error:
-                raise UsageError(clean(run.input_error))
-            runs[name] = run
-            if run.error:
-                print(f"leak-test: {name}: {clean(run.error.get('message'))}", file=sys.stderr, flush=True)
-                if run.stderr_tail and run.error.get("kind") != "timeout":
-                    print("  last lines of its stderr:\n    " + "\n    ".join(run.stderr_tail[-6:]),
-                          file=sys.stderr, flush=True)
-    shown_model = "built-in demo model (synthetic Mask R-CNN Inception v2)" if demo else str(model)
-    report = build_report(runs, model=shown_model, options=options, demo=demo)
-    for name, run in runs.items():
-        report["modes"][name]["samples"] = run.samples
+    spec = LeakSpec(model=str(model) if model is not None else None, demo=demo, mode=mode, iterations=iterations,
+                    warmup=warmup, images=str(images) if images else None, seed=seed, allow_growth=allow_growth,
+                    memory_fraction=memory_fraction, timeout_s=timeout)
+    try:
+        report = run_leak_test(spec, on_event=_progress_printer(warmup))
+    except LeakInputError as e:
+        raise UsageError(clean(str(e))) from None
     if plot is not None:
         from oddoctor.leak.plot import save_plot
 
         try:
-            save_plot(runs, report, plot)
+            save_plot(report.runs, report, plot)
         except OSError as e:
             raise UsageError(f"--plot {plot}: cannot write: {e.strerror or e}") from None
-        report["plot"] = str(plot)
+        report.plot = str(plot)
         print(f"leak-test: plot written to {plot}", file=sys.stderr, flush=True)
     if json_out:
-        emit_json(report)
+        emit_json(report.to_dict())
     else:
         sys.stdout.write(render_text(report))
         sys.stdout.flush()
-    raise typer.Exit(report["exit_code"])
+    raise typer.Exit(report.exit_code)

@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 from oddoctor.fsutil import atomic_write_bytes
-from oddoctor.leak.runner import ModeRun
+from oddoctor.leak.report import LeakReport
+from oddoctor.leak.spawn import ModeRun
 
 COLOURS = {"legacy": "#d62728", "fixed": "#1f77b4"}
 
 
-def save_plot(runs: dict[str, ModeRun], report: dict[str, Any], path: Path) -> Path:
-    """Write a PNG as ``atomic_write_bytes`` does; matplotlib is imported here only (the ``plot`` extra)."""
+def save_plot(runs: Mapping[str, ModeRun], report: Union[LeakReport, Mapping[str, Any]], path: Path) -> Path:
+    """Write a PNG as ``atomic_write_bytes`` does; matplotlib is imported here only (the ``plot`` extra).
+
+    ``runs`` are the children's records (``LeakReport.runs``); ``report`` the report or its JSON document.
+    """
+    if isinstance(report, LeakReport):
+        report = report.to_dict()
     import matplotlib
 
     matplotlib.use("Agg")

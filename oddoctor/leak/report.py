@@ -1,11 +1,16 @@
-"""Turn the samples of each mode into verdicts, projections and the leak-test report (dict and text)."""
+"""Turn the samples of each mode into verdicts, projections and the leak-test report (typed, JSON, text).
+
+:class:`LeakReport` is what :func:`oddoctor.leak.run_leak_test` returns; its ``to_dict()`` is the
+``oddoctor leak-test --json`` document (``schema_version`` 1) and :func:`render_text` the human report.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from oddoctor.leak.runner import ModeRun
-from oddoctor.leak.stats import Trend, median, trend
+from oddoctor.leak.spawn import ModeRun
+from oddoctor.leak.stats import MIN_POINTS, Trend, median, trend
 
 SCHEMA_VERSION = 1
 MIB = 1024.0 * 1024.0
@@ -30,61 +35,210 @@ METRICS = (  # key, sample field, label, unit, scale
 FIX_GRAPH = ("Build tensor_dict (and the mask-reframe ops) once outside the loop, call graph.finalize(), "
              "and only sess.run per image: `with LegacyDetector(model) as det: det(image)`")
 FIX_SESSIONS = "Open one tf.compat.v1.Session(graph=graph) outside the loop and reuse it"
+NOT_AVAILABLE = "n/a"
 
 
-def _trend_dict(t: Trend, unit: str) -> dict[str, Any]:
-    return {"status": t.status, "slope_per_image": t.slope, "threshold_per_image": t.threshold,
-            "confidence": t.confidence,
-            "verdict_confidence": verdict_confidence({"status": t.status, "confidence": t.confidence}),
-            "part_confidence": list(t.part_confidence), "unit": unit,
-            "n": t.n, "notes": t.notes}
+def verdict_confidence(status: str, confidence: Optional[float]) -> Optional[float]:
+    """Confidence in a metric's verdict: P(slope > threshold) for a leak, its complement for ok."""
+    if confidence is None or status not in ("leak", "ok"):
+        return None  # a plateau is a judgement on the parts of the series, not one test
+    return confidence if status == "leak" else 1.0 - confidence
 
 
-def analyze_mode(run: ModeRun) -> dict[str, Any]:
+@dataclass
+class MetricVerdict:
+    """The verdict on one metric of one mode; ``status`` "n/a" (with ``reason``) when it was not measured."""
+
+    label: str
+    unit: str
+    status: str  # "leak", "plateau", "ok", "too-short" (see oddoctor.leak.stats.Trend), or "n/a"
+    reason: Optional[str] = None  # why n/a
+    slope_per_image: Optional[float] = None
+    threshold_per_image: Optional[float] = None
+    confidence: Optional[float] = None
+    part_confidence: list[Optional[float]] = field(default_factory=list)
+    n: int = 0
+    notes: list[str] = field(default_factory=list)
+    first: Optional[float] = None
+    last: Optional[float] = None
+
+    @classmethod
+    def not_available(cls, label: str, unit: str, reason: str) -> MetricVerdict:
+        return cls(label=label, unit=unit, status=NOT_AVAILABLE, reason=reason)
+
+    @classmethod
+    def from_trend(cls, t: Trend, *, label: str, unit: str, series: list[float]) -> MetricVerdict:
+        return cls(label=label, unit=unit, status=t.status, slope_per_image=t.slope, threshold_per_image=t.threshold,
+                   confidence=t.confidence, part_confidence=list(t.part_confidence), n=t.n, notes=t.notes,
+                   first=series[0], last=series[-1])
+
+    @property
+    def verdict_confidence(self) -> Optional[float]:
+        return verdict_confidence(self.status, self.confidence)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.status == NOT_AVAILABLE:
+            return {"status": self.status, "label": self.label, "unit": self.unit, "reason": self.reason}
+        return {"status": self.status, "slope_per_image": self.slope_per_image,
+                "threshold_per_image": self.threshold_per_image, "confidence": self.confidence,
+                "verdict_confidence": self.verdict_confidence, "part_confidence": list(self.part_confidence),
+                "unit": self.unit, "n": self.n, "notes": self.notes, "label": self.label, "first": self.first,
+                "last": self.last}
+
+
+@dataclass
+class Latency:
+    """Per-image cost of one mode, in ms: the first image (warm-up included) and the measured ones."""
+
+    first_image_ms: Optional[float]
+    median_ms: Optional[float]
+    p90_ms: Optional[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"first_image_ms": self.first_image_ms, "median_ms": self.median_ms, "p90_ms": self.p90_ms}
+
+
+@dataclass
+class Projection:
+    """At the measured growth, after how many more images the free RAM or VRAM runs out."""
+
+    free_bytes: int
+    bytes_per_image: float
+    images_to_exhaustion: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"free_bytes": self.free_bytes, "bytes_per_image": self.bytes_per_image,
+                "images_to_exhaustion": self.images_to_exhaustion}
+
+
+@dataclass
+class Finding:
+    """A cause in plain language and its fix."""
+
+    id: str
+    message: str
+    fix: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"id": self.id, "message": self.message, "fix": self.fix}
+
+
+@dataclass
+class ModeReport:
+    """One mode's verdicts; ``start`` and ``error`` are the child's own records, ``samples`` its iterations."""
+
+    mode: str
+    title: str
+    wall_s: float
+    iterations: int  # measured (after warm-up)
+    warmup: int
+    start: dict[str, Any]
+    error: Optional[dict[str, Any]]
+    metrics: dict[str, MetricVerdict]
+    latency: Latency
+    sessions_created: Optional[int]
+    images_run: int
+    verdict: str  # "leak", "ok", "error", "too-short"
+    leaking_metrics: list[str]
+    projection: dict[str, Projection]  # "RAM", "VRAM"
+    findings: list[Finding]
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": self.mode, "title": self.title, "wall_s": self.wall_s, "iterations": self.iterations,
+                "warmup": self.warmup, "start": self.start, "error": self.error,
+                "metrics": {k: m.to_dict() for k, m in self.metrics.items()}, "latency": self.latency.to_dict(),
+                "sessions_created": self.sessions_created, "images_run": self.images_run, "verdict": self.verdict,
+                "leaking_metrics": self.leaking_metrics,
+                "projection": {k: p.to_dict() for k, p in self.projection.items()},
+                "findings": [f.to_dict() for f in self.findings], "samples": self.samples}
+
+
+@dataclass
+class CostRatio:
+    """Legacy over fixed per-image latency: the medians, and the first images."""
+
+    median: float
+    first_image: Optional[float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"median": self.median, "first_image": self.first_image}
+
+
+@dataclass
+class LeakReport:
+    """The leak test's outcome; ``to_dict()`` is the ``--json`` document, ``runs`` the children's raw records."""
+
+    model: str
+    demo: bool
+    options: dict[str, Any]
+    modes: dict[str, ModeReport]
+    exit_code: int  # 1 when a measured mode leaks or failed (with demo: unless it went as expected)
+    cost_ratio: Optional[CostRatio] = None  # with both modes measured
+    demo_as_expected: Optional[bool] = None  # with demo only
+    plot: Optional[str] = None  # where the figure was written, if it was
+    runs: dict[str, ModeRun] = field(default_factory=dict, repr=False, compare=False)
+    schema_version: int = SCHEMA_VERSION
+    command: str = "leak-test"
+
+    def to_dict(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"schema_version": self.schema_version, "command": self.command, "model": self.model,
+                               "demo": self.demo, "options": self.options,
+                               "modes": {k: m.to_dict() for k, m in self.modes.items()}}
+        if self.cost_ratio is not None:
+            doc["cost_ratio"] = self.cost_ratio.to_dict()
+        if self.demo_as_expected is not None:
+            doc["demo_as_expected"] = self.demo_as_expected
+        doc["exit_code"] = self.exit_code
+        if self.plot is not None:
+            doc["plot"] = self.plot
+        return doc
+
+
+def _threshold(key: str, median_latency: Optional[float]) -> float:
+    if key == "graph_nodes":
+        return NODES_THRESHOLD
+    if key == "rss":
+        return RSS_THRESHOLD_MIB
+    if key.startswith("gpu"):
+        return GPU_THRESHOLD_MIB
+    return max(LATENCY_THRESHOLD_FLOOR_MS, LATENCY_THRESHOLD_FRACTION * (median_latency or 0.0))
+
+
+def analyze_mode(run: ModeRun) -> ModeReport:
     """Verdicts per metric over the post-warm-up series of one mode."""
     measured = [s for s in run.samples if not s.get("warmup")]
-    out: dict[str, Any] = {
-        "mode": run.mode, "title": MODE_TITLES.get(run.mode, run.mode), "wall_s": round(run.wall_s, 2),
-        "iterations": len(measured), "warmup": len(run.samples) - len(measured),
-        "start": run.start, "error": run.error, "metrics": {},
-    }
     xs = [float(s["i"]) for s in measured]
     lat = [float(s["latency_ms"]) for s in measured]
     med_latency = median(lat)
+    metrics: dict[str, MetricVerdict] = {}
     for key, field_name, label, unit, scale in METRICS:
         values = [s.get(field_name) for s in measured]
         if not measured or any(v is None for v in values):
             reason = _unavailable_reason(run, key) if measured else "no measured iterations"
-            out["metrics"][key] = {"status": "n/a", "label": label, "unit": unit, "reason": reason}
+            metrics[key] = MetricVerdict.not_available(label, unit, reason)
             continue
         series = [float(v) / scale for v in values if v is not None]
-        if key == "graph_nodes":
-            threshold = NODES_THRESHOLD
-        elif key == "rss":
-            threshold = RSS_THRESHOLD_MIB
-        elif key.startswith("gpu"):
-            threshold = GPU_THRESHOLD_MIB
-        else:
-            threshold = max(LATENCY_THRESHOLD_FLOOR_MS, LATENCY_THRESHOLD_FRACTION * (med_latency or 0.0))
-        d = _trend_dict(trend(series, threshold, xs=xs), unit)
-        d.update(label=label, first=series[0], last=series[-1])
-        out["metrics"][key] = d
+        t = trend(series, _threshold(key, med_latency), xs=xs)
+        metrics[key] = MetricVerdict.from_trend(t, label=label, unit=unit, series=series)
     first = run.samples[0]["latency_ms"] if run.samples else None
-    out["latency"] = {"first_image_ms": first, "median_ms": med_latency,
-                      "p90_ms": _quantile(lat, 0.9) if lat else None}
-    out["sessions_created"] = run.done.get("sessions", run.samples[-1]["sessions"] if run.samples else None)
-    out["images_run"] = len(run.samples)
-    leaking = [k for k, m in out["metrics"].items() if m["status"] == "leak"]
+    leaking = [k for k, m in metrics.items() if m.status == "leak"]
     if run.error:
-        out["verdict"] = "error"
-    elif len(measured) < 6:
-        out["verdict"] = "too-short"
+        verdict = "error"
+    elif len(measured) < MIN_POINTS:
+        verdict = "too-short"
     else:
-        out["verdict"] = "leak" if leaking else "ok"
-    out["leaking_metrics"] = leaking
-    out["projection"] = _projection(run, out["metrics"])
-    out["findings"] = _findings(run, out)
-    return out
+        verdict = "leak" if leaking else "ok"
+    mode = ModeReport(
+        mode=run.mode, title=MODE_TITLES.get(run.mode, run.mode), wall_s=round(run.wall_s, 2),
+        iterations=len(measured), warmup=len(run.samples) - len(measured), start=run.start, error=run.error,
+        metrics=metrics,
+        latency=Latency(first_image_ms=first, median_ms=med_latency, p90_ms=_quantile(lat, 0.9) if lat else None),
+        sessions_created=run.done.get("sessions", run.samples[-1]["sessions"] if run.samples else None),
+        images_run=len(run.samples), verdict=verdict, leaking_metrics=leaking,
+        projection=_projection(run, metrics), findings=[], samples=run.samples)
+    mode.findings = _findings(run, mode)
+    return mode
 
 
 def _unavailable_reason(run: ModeRun, key: str) -> str:
@@ -100,105 +254,97 @@ def _quantile(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def _projection(run: ModeRun, metrics: dict[str, Any]) -> dict[str, Any]:
+def _projection(run: ModeRun, metrics: dict[str, MetricVerdict]) -> dict[str, Projection]:
     """At the measured growth, after how many more images free RAM / VRAM runs out."""
-    proj: dict[str, Any] = {}
+    proj: dict[str, Projection] = {}
     for key, free_key, what in (("rss", "host_available_bytes", "RAM"),
                                 ("gpu_nvml", "gpu_free_bytes", "VRAM"), ("gpu_tf", "gpu_free_bytes", "VRAM")):
-        m = metrics.get(key, {})
+        m = metrics.get(key)
         free = run.done.get(free_key) or run.start.get(free_key)
-        if m.get("status") != "leak" or not free or not m.get("slope_per_image"):
+        if m is None or m.status != "leak" or not free or not m.slope_per_image:
             continue
         if what in proj:
             continue  # NVML and TF measure the same VRAM; NVML first
-        per_image = float(m["slope_per_image"]) * MIB
-        proj[what] = {"free_bytes": int(free), "bytes_per_image": per_image,
-                      "images_to_exhaustion": int(free / per_image)}
+        per_image = float(m.slope_per_image) * MIB
+        proj[what] = Projection(free_bytes=int(free), bytes_per_image=per_image,
+                                images_to_exhaustion=int(free / per_image))
     return proj
 
 
-def _findings(run: ModeRun, mode: dict[str, Any]) -> list[dict[str, str]]:
+def _findings(run: ModeRun, mode: ModeReport) -> list[Finding]:
     """Plain-language causes and fixes for what was measured (rules A1-A8 of the user reports)."""
-    found: list[dict[str, str]] = []
-    nodes = mode["metrics"].get("graph_nodes", {})
-    images = mode["images_run"]
-    if nodes.get("status") == "leak":
+    found: list[Finding] = []
+    nodes = mode.metrics.get("graph_nodes")
+    graph_grows = nodes is not None and nodes.status == "leak"
+    images = mode.images_run
+    if nodes is not None and graph_grows:
         masks = run.start.get("has_masks")
         where = (" The model has detection_masks: the mask-reframe block (squeeze/slice/"
                  "reframe_box_masks_to_image_masks/greater/expand_dims) is rebuilt per image."
                  if masks else "")
-        found.append({"id": "leak.graph-growth",
-                      "message": f"the graph grows by {nodes['slope_per_image']:.0f} ops per image: ops are "
-                                 f"added inside the inference loop.{where}",
-                      "fix": FIX_GRAPH})
-    sessions = mode.get("sessions_created")
+        found.append(Finding("leak.graph-growth",
+                             f"the graph grows by {nodes.slope_per_image:.0f} ops per image: ops are "
+                             f"added inside the inference loop.{where}", FIX_GRAPH))
+    sessions = mode.sessions_created
     if sessions and images and sessions > 1 and sessions >= images:
-        found.append({"id": "leak.session-per-image",
-                      "message": f"{sessions} Sessions created for {images} images (expect 1): every image pays "
-                                 "for session setup and graph optimisation",
-                      "fix": FIX_SESSIONS})
+        found.append(Finding("leak.session-per-image",
+                             f"{sessions} Sessions created for {images} images (expect 1): every image pays "
+                             "for session setup and graph optimisation", FIX_SESSIONS))
     for key in ("rss", "gpu_nvml", "gpu_tf"):
-        m = mode["metrics"].get(key, {})
-        if m.get("status") == "leak" and nodes.get("status") != "leak":
-            found.append({"id": "leak.runtime-memory",
-                          "message": f"{m['label']} grows {m['slope_per_image']:.2f} MiB per image while the "
-                                     "graph is constant: a possible runtime/allocator leak, not user graph growth",
-                          "fix": "Report it upstream with this JSON; meanwhile restart the worker every N images"})
-        elif m.get("status") == "plateau":
-            found.append({"id": "leak.plateau",
-                          "message": f"{m['label']} stepped up once and then levelled off (allocator warm-up or "
-                                     "a new image size), not a leak",
-                          "fix": "None needed; raise --warmup to keep the step out of the measured series"})
+        m = mode.metrics.get(key)
+        if m is None:
+            continue
+        if m.status == "leak" and not graph_grows:
+            found.append(Finding("leak.runtime-memory",
+                                 f"{m.label} grows {m.slope_per_image:.2f} MiB per image while the graph is "
+                                 "constant: a possible runtime/allocator leak, not user graph growth",
+                                 "Report it upstream with this JSON; meanwhile restart the worker every N images"))
+        elif m.status == "plateau":
+            found.append(Finding("leak.plateau",
+                                 f"{m.label} stepped up once and then levelled off (allocator warm-up or "
+                                 "a new image size), not a leak",
+                                 "None needed; raise --warmup to keep the step out of the measured series"))
     return found
 
 
 def build_report(runs: dict[str, ModeRun], *, model: str, options: dict[str, Any],
-                 demo: bool = False) -> dict[str, Any]:
+                 demo: bool = False) -> LeakReport:
     """The whole report; ``exit_code`` is 1 when a measured mode leaks (for --demo: unless it went as expected)."""
     modes = {name: analyze_mode(run) for name, run in runs.items()}
-    report: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "command": "leak-test", "model": model,
-                              "demo": demo, "options": options, "modes": modes}
     leg, fix = modes.get("legacy"), modes.get("fixed")
-    if leg and fix and leg["latency"]["median_ms"] and fix["latency"]["median_ms"]:
-        report["cost_ratio"] = {
-            "median": leg["latency"]["median_ms"] / fix["latency"]["median_ms"],
-            "first_image": (leg["latency"]["first_image_ms"] / fix["latency"]["first_image_ms"]
-                            if fix["latency"]["first_image_ms"] else None)}
+    cost_ratio = None
+    if leg and fix and leg.latency.median_ms and fix.latency.median_ms:
+        leg_first, fix_first = leg.latency.first_image_ms, fix.latency.first_image_ms
+        cost_ratio = CostRatio(median=leg.latency.median_ms / fix.latency.median_ms,
+                               first_image=leg_first / fix_first if fix_first and leg_first is not None else None)
+    demo_as_expected = None
     if demo:
         # Only the modes that were measured: legacy must leak, fixed must pass.
-        expected = ((leg is None or leg["verdict"] == "leak") and (fix is None or fix["verdict"] == "ok")
-                    and bool(modes))
-        report["demo_as_expected"] = expected
-        report["exit_code"] = 0 if expected else 1
+        demo_as_expected = ((leg is None or leg.verdict == "leak") and (fix is None or fix.verdict == "ok")
+                            and bool(modes))
+        exit_code = 0 if demo_as_expected else 1
     else:
-        bad = [m for m in modes.values() if m["verdict"] in ("leak", "error")]
-        report["exit_code"] = 1 if bad else 0
-    return report
+        bad = [m for m in modes.values() if m.verdict in ("leak", "error")]
+        exit_code = 1 if bad else 0
+    return LeakReport(model=model, demo=demo, options=options, modes=modes, exit_code=exit_code,
+                      cost_ratio=cost_ratio, demo_as_expected=demo_as_expected, runs=dict(runs))
 
 
-def _fmt_slope(m: dict[str, Any]) -> str:
-    if m["status"] == "n/a":
-        return "n/a"
-    if m.get("slope_per_image") is None:
-        return m["status"]
-    digits = 1 if m["unit"] in ("ops", "ms") else 2
-    return f"{m['slope_per_image']:+.{digits}f} {m['unit']}/image"
+def _fmt_slope(m: MetricVerdict) -> str:
+    if m.status == NOT_AVAILABLE:
+        return NOT_AVAILABLE
+    if m.slope_per_image is None:
+        return m.status
+    digits = 1 if m.unit in ("ops", "ms") else 2
+    return f"{m.slope_per_image:+.{digits}f} {m.unit}/image"
 
 
-def _fmt_status(m: dict[str, Any]) -> str:
-    if m["status"] == "n/a":
+def _fmt_status(m: MetricVerdict) -> str:
+    if m.status == NOT_AVAILABLE:
         return ""
-    label = {"leak": "LEAK", "ok": "ok", "plateau": "plateau", "too-short": "too short"}.get(m["status"], m["status"])
-    conf = verdict_confidence(m)
+    label = {"leak": "LEAK", "ok": "ok", "plateau": "plateau", "too-short": "too short"}.get(m.status, m.status)
+    conf = m.verdict_confidence
     return label if conf is None else f"{label} {conf:.0%}"
-
-
-def verdict_confidence(m: dict[str, Any]) -> Optional[float]:
-    """Confidence in the metric's verdict: P(slope > threshold) for a leak, its complement otherwise."""
-    conf = m.get("confidence")
-    if conf is None or m["status"] not in ("leak", "ok"):
-        return None  # a plateau is a judgement on the parts of the series, not one test
-    return conf if m["status"] == "leak" else 1.0 - conf
 
 
 def _fmt_bytes(n: Optional[float]) -> str:
@@ -207,71 +353,70 @@ def _fmt_bytes(n: Optional[float]) -> str:
     return format_bytes(n)
 
 
-def render_text(report: dict[str, Any]) -> str:
+def render_text(report: LeakReport) -> str:
     """The human report: one column per mode, then ratio, projection, findings."""
-    modes = report["modes"]
+    modes = report.modes
     names = list(modes)
     lines: list[str] = []
     any_mode = next(iter(modes.values()))
-    start = any_mode["start"]
+    start = any_mode.start
     sizes = start.get("image_sizes") or []
-    lines.append(f"oddoctor leak-test: {report['model']}")
+    lines.append(f"oddoctor leak-test: {report.model}")
     kind = start.get("model_kind", "?").replace("_", " ")
     lines.append(f"  model: {kind}, {start.get('model_nodes', '?')} nodes"
                  f"{', instance masks' if start.get('has_masks') else ''}; "
-                 f"{any_mode['iterations']} measured images after {any_mode['warmup']} warm-up, "
+                 f"{any_mode.iterations} measured images after {any_mode.warmup} warm-up, "
                  f"{len(sizes)} image size(s); TensorFlow {start.get('tf_version', '?')}")
     skipped = start.get("skipped") or []
     if skipped:
         lines.append(f"  skipped {len(skipped)} unreadable image(s), e.g. {skipped[0][0]}: {skipped[0][1]}")
     lines.append("")
     w0, w = 34, 38
-    lines.append("".ljust(w0) + "".join(modes[n]["title"].ljust(w) for n in names))
+    lines.append("".ljust(w0) + "".join(modes[n].title.ljust(w) for n in names))
     verdicts = {"leak": "LEAKS", "ok": "no leak", "error": "ERROR", "too-short": "too few iterations"}
-    lines.append("verdict".ljust(w0) + "".join(verdicts.get(modes[n]["verdict"], modes[n]["verdict"]).ljust(w)
+    lines.append("verdict".ljust(w0) + "".join(verdicts.get(modes[n].verdict, modes[n].verdict).ljust(w)
                                               for n in names))
     for key, _field, label, _unit, _scale in METRICS:
         cells = []
         for n in names:
-            m = modes[n]["metrics"].get(key)
+            m = modes[n].metrics.get(key)
             if m is None:
                 cells.append("".ljust(w))
-            elif m["status"] == "n/a":
-                cells.append("n/a".ljust(w))
+            elif m.status == NOT_AVAILABLE:
+                cells.append(NOT_AVAILABLE.ljust(w))
             else:
                 cells.append(f"{_fmt_slope(m)}  {_fmt_status(m)}".ljust(w))
         lines.append(f"{label} growth".ljust(w0) + "".join(cells))
     lines.append("per-image cost (median)".ljust(w0) + "".join(
-        f"{modes[n]['latency']['median_ms']:.1f} ms (first {modes[n]['latency']['first_image_ms']:.0f} ms)".ljust(w)
-        if modes[n]["latency"]["median_ms"] is not None else "n/a".ljust(w) for n in names))
+        f"{modes[n].latency.median_ms:.1f} ms (first {modes[n].latency.first_image_ms:.0f} ms)".ljust(w)
+        if modes[n].latency.median_ms is not None else "n/a".ljust(w) for n in names))
     lines.append("sessions created".ljust(w0) + "".join(
-        (f"{modes[n]['sessions_created']} for {modes[n]['images_run']} images"
-         if modes[n]["sessions_created"] is not None else "n/a").ljust(w) for n in names))
+        (f"{modes[n].sessions_created} for {modes[n].images_run} images"
+         if modes[n].sessions_created is not None else "n/a").ljust(w) for n in names))
     lines.append("(growth = Theil-Sen slope after warm-up; % = confidence in the verdict, one-sided "
                  "Mann-Kendall against the threshold)")
     lines.append("")
-    na = {m["label"]: m["reason"] for mode in modes.values() for m in mode["metrics"].values()
-          if m["status"] == "n/a"}
+    na = {m.label: m.reason for mode in modes.values() for m in mode.metrics.values() if m.status == NOT_AVAILABLE}
     for label, reason in na.items():
         lines.append(f"n/a {label}: {reason}")
-    ratio = report.get("cost_ratio")
+    ratio = report.cost_ratio
     if ratio:
-        lines.append(f"per-image cost ratio legacy/fixed: {ratio['median']:.1f}x median"
-                     + (f", {ratio['first_image']:.1f}x on the first image" if ratio.get("first_image") else ""))
+        lines.append(f"per-image cost ratio legacy/fixed: {ratio.median:.1f}x median"
+                     + (f", {ratio.first_image:.1f}x on the first image" if ratio.first_image else ""))
     for n in names:
         mode = modes[n]
-        for what, p in mode["projection"].items():
-            lines.append(f"{n}: at this rate the process exhausts free {what} ({_fmt_bytes(p['free_bytes'])}) "
-                         f"after about {p['images_to_exhaustion']:,} more images "
-                         f"(+{_fmt_bytes(p['bytes_per_image'])} per image)")
-        if mode["error"]:
-            lines.append(f"{n}: {mode['error'].get('message')}")
-        for f in mode["findings"]:
-            lines.append(f"{n}: {f['message']}")
-            lines.append(f"{' ' * len(n)}  fix: {f['fix']}")
-    if report.get("demo"):
+        for what, p in mode.projection.items():
+            lines.append(f"{n}: at this rate the process exhausts free {what} ({_fmt_bytes(p.free_bytes)}) "
+                         f"after about {p.images_to_exhaustion:,} more images "
+                         f"(+{_fmt_bytes(p.bytes_per_image)} per image)")
+        if mode.error:
+            lines.append(f"{n}: {mode.error.get('message')}")
+        for f in mode.findings:
+            lines.append(f"{n}: {f.message}")
+            lines.append(f"{' ' * len(n)}  fix: {f.fix}")
+    if report.demo:
         lines.append("")
         lines.append("demo: the legacy loop leaks and the fixed one does not, as expected."
-                     if report.get("demo_as_expected") else
+                     if report.demo_as_expected else
                      "demo: UNEXPECTED result (expected: legacy leaks, fixed passes); see the table above.")
     return "\n".join(lines) + "\n"

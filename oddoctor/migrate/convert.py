@@ -12,11 +12,15 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from oddoctor.migrate.emit import TF2_INPUT_KEY, TF2_OUTPUT_KEYS
+from oddoctor_legacy_tf1.names import INPUT_NAME, MASKS, REQUIRED_OUTPUT_NAMES
 
-RUNNER_KEYS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections")
+if TYPE_CHECKING:
+    from oddoctor_legacy_tf1.graph_io import LoadedModel
+
+RUNNER_KEYS = REQUIRED_OUTPUT_NAMES  # the outputs the emitted runner cannot do without
 _KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -91,26 +95,15 @@ def _shape(tf: Any, tensor: Any) -> Optional[list[Optional[int]]]:
     return [None if d is None else int(d) for d in shape.as_list()]
 
 
-def load_graph(model: Path) -> tuple[Any, Path, str]:
-    """(GraphDef, resolved path, kind) of a TF1 frozen graph or SavedModel, via legacy_tf1's loader."""
+def load_graph(model: Path, *, outputs: Optional[Sequence[str]] = None) -> LoadedModel:
+    """The legacy model as legacy_tf1's one loader reads it (``graph_io.load_model``, ``outputs`` as there);
+    :class:`MigrateInputError` when it cannot be used."""
     from oddoctor_legacy_tf1 import graph_io
 
     try:
-        loaded = graph_io.load_model(model)
+        return graph_io.load_model(model, outputs=outputs)
     except graph_io.ModelError as e:
         raise MigrateInputError(str(e)) from None
-    return loaded.graph_def, loaded.path, loaded.kind
-
-
-def load_graph_custom(model: Path, output_names: Sequence[str]) -> tuple[Any, Path, str]:
-    """Like :func:`load_graph` for a graph without the OD API names (``--inputs/--outputs``)."""
-    from oddoctor_legacy_tf1 import graph_io
-
-    try:
-        loaded = graph_io.load_model(model, outputs=list(output_names))
-    except graph_io.ModelError as e:
-        raise MigrateInputError(str(e)) from None
-    return loaded.graph_def, loaded.path, loaded.kind
 
 
 def plan(model: Path, input_name: Optional[str] = None,
@@ -119,12 +112,11 @@ def plan(model: Path, input_name: Optional[str] = None,
     import tensorflow as tf
 
     custom = input_name is not None or outputs is not None
-    input_tensor = tensor_name(input_name or "image_tensor")
+    input_tensor = tensor_name(input_name or INPUT_NAME)
     wanted = {k: f"{k}:0" for k in TF2_OUTPUT_KEYS} if outputs is None else dict(outputs)
-    if custom:
-        graph_def, source, kind = load_graph_custom(model, list(wanted.values()))
-    else:
-        graph_def, source, kind = load_graph(model)
+    # Custom names: a graph without the OD API tensors, its variables frozen for the tensors asked for.
+    loaded = load_graph(model, outputs=list(wanted.values()) if custom else None)
+    graph_def, source, kind = loaded.graph_def, loaded.path, loaded.kind
     from oddoctor_legacy_tf1 import graph_io
 
     try:
@@ -158,7 +150,7 @@ def plan(model: Path, input_name: Optional[str] = None,
         t = get(name)
         if t is None:
             # Without --outputs the mask output is optional (box-only detectors have none).
-            if outputs is None and key == "detection_masks":
+            if outputs is None and key == MASKS:
                 continue
             missing.append(f"{key}={name}")
             continue

@@ -88,7 +88,7 @@ def source_digest(path: Path) -> Optional[str]:
         if rel:
             h.update(f"{rel}\0{f.stat().st_size}\0".encode())
         with f.open("rb") as fh:
-            for chunk in iter(lambda fh=fh: fh.read(1 << 20), b""):
+            while chunk := fh.read(1 << 20):
                 h.update(chunk)
     return h.hexdigest()
 

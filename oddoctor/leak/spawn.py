@@ -1,8 +1,8 @@
-"""Run one inference pattern in a fresh child process and collect its per-iteration samples.
+"""Run one inference loop in a fresh child process and collect its per-iteration samples.
 
-TensorFlow is only imported in the child (``python -m oddoctor_legacy_tf1.leakrun``). The parent
-reads JSON-line events as they come, so progress is live, and kills the child's process group on
-timeout.
+TensorFlow is only imported in the child (``python -m oddoctor.leak.child``), started through
+:func:`oddoctor.childproc.run_child`. The parent reads JSON-line events as they come, so progress is
+live, and kills the child's process group on timeout.
 """
 
 from __future__ import annotations
@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 from oddoctor.childproc import run_child
+from oddoctor.leak.spec import MODES, LeakSpec
 
-CHILD_MODULE = "oddoctor_legacy_tf1.leakrun"
+CHILD_MODULE = "oddoctor.leak.child"
 
 
 @dataclass
@@ -41,16 +42,18 @@ class ModeRun:
         return None
 
 
-def run_mode(spec: dict[str, Any], *, timeout_s: float,
+def run_mode(spec: LeakSpec, *, timeout_s: float,
              on_event: Optional[Callable[[dict[str, Any]], None]] = None,
              python: Optional[str] = None) -> ModeRun:
-    """Run ``spec`` (see leakrun's docstring) in a child; never raises for child failures.
+    """Run ``spec`` (one mode: ``spec.mode`` is legacy or fixed) in a child; never raises for child failures.
 
     Any BaseException in this process while the child runs (Ctrl-C, the CLI's ``Terminated`` for SIGTERM and
     SIGHUP, an error in ``on_event``) kills the child's process group and reaps it before it propagates
     (:func:`oddoctor.childproc.run_child`); a ``timeout_s`` that is not a finite number > 0 is a ValueError.
     """
-    result = ModeRun(mode=str(spec["mode"]))
+    if spec.mode not in MODES:
+        raise ValueError(f"run_mode runs one mode ({', '.join(MODES)}), not {spec.mode!r}")
+    result = ModeRun(mode=spec.mode)
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
@@ -79,7 +82,7 @@ def run_mode(spec: dict[str, Any], *, timeout_s: float,
 
     with tempfile.TemporaryDirectory(prefix="oddoctor-leak-") as tmp:
         spec_path = Path(tmp) / "spec.json"
-        spec_path.write_text(json.dumps(spec), encoding="utf-8")
+        spec_path.write_text(json.dumps(spec.to_dict()), encoding="utf-8")
         child = run_child([python or sys.executable, "-m", CHILD_MODULE, str(spec_path)], timeout_s=timeout_s,
                           env=env, on_line=_line)
     result.wall_s = child.elapsed_s

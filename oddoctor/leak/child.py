@@ -1,12 +1,14 @@
-"""Child process of ``oddoctor leak-test``: run ONE inference pattern and stream per-iteration samples.
+"""Child process of ``oddoctor leak-test``: run ONE inference loop and stream per-iteration samples.
 
-Usage: ``python -m oddoctor_legacy_tf1.leakrun SPEC.json``. Each mode runs in a fresh process so one
-mode's leftovers (graph, allocator pools, sessions) cannot pollute the other. Events go to stdout as
-JSON lines (``start``, ``iter``, ``done`` or ``error``); TensorFlow's own logging stays on stderr.
+Usage: ``python -m oddoctor.leak.child SPEC.json``, started by :mod:`oddoctor.leak.spawn`. Each mode runs
+in a fresh process so one mode's leftovers (graph, allocator pools, sessions) cannot pollute the other.
+Events go to stdout as JSON lines (``start``, ``iter``, ``done`` or ``error``); TensorFlow's own logging
+stays on stderr.
 
-Spec keys: ``mode`` ("legacy" or "fixed"), ``model`` (path), ``build_demo`` (bool: build the
-synthetic model at ``model`` first if missing), ``iterations``, ``warmup``, ``images`` (folder or
-null), ``seed``, ``allow_growth``, ``memory_fraction`` (float or null).
+The spec file is a :class:`~oddoctor.leak.spec.LeakSpec` (``to_dict``) with ``mode`` "legacy" (the
+tutorial's loop, :mod:`oddoctor_legacy_tf1.tutorial`) or "fixed" (:class:`oddoctor_legacy_tf1.LegacyDetector`)
+and ``model`` set; with ``demo`` the synthetic model is built at ``model`` first if it is missing.
+Memory is read with :mod:`oddoctor.leak.sampling`, as the in-process measurement does.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from oddoctor.leak.sampling import NvmlSampler, host_available_bytes, rss_bytes
+from oddoctor.leak.spec import MODES, LeakSpec, LeakSpecError
 
 _OUT = sys.stdout
 
@@ -67,8 +70,8 @@ def _count_sessions(tf: Any) -> Any:
 FOLDER_POOL = 64  # photos read from --images, then cycled: a long run must not hold thousands decoded
 
 
-def _images(spec: dict[str, Any], count: int) -> tuple[Iterator[Any], int, list[tuple[int, int]],
-                                                        list[tuple[str, str]]]:
+def _images(spec: LeakSpec, count: int) -> tuple[Iterator[Any], int, list[tuple[int, int]],
+                                                 list[tuple[str, str]]]:
     """(the ``count`` images in order, how many distinct, their sizes, skipped files).
 
     Synthetic images are made one at a time, just before their turn (``-n`` in the millions must not build
@@ -76,16 +79,16 @@ def _images(spec: dict[str, Any], count: int) -> tuple[Iterator[Any], int, list[
     """
     from oddoctor_legacy_tf1.images import DEFAULT_SIZES, ImageError, iter_synthetic_images, load_image_dir
 
-    if not spec.get("images"):
+    if not spec.images:
         sizes = sorted({DEFAULT_SIZES[i % len(DEFAULT_SIZES)] for i in range(min(count, len(DEFAULT_SIZES)))})
-        return iter_synthetic_images(count, seed=int(spec.get("seed", 0))), count, sizes, []
+        return iter_synthetic_images(count, seed=spec.seed), count, sizes, []
     try:
-        folder = load_image_dir(spec["images"], limit=min(count, FOLDER_POOL))
+        folder = load_image_dir(spec.images, limit=min(count, FOLDER_POOL))
     except ImageError as e:
         raise _InputError(str(e)) from None
     skipped = [(str(f), why) for f, why in folder.skipped]
     if not folder.images:
-        raise _InputError(f"{spec['images']}: no readable jpg/png images "
+        raise _InputError(f"{spec.images}: no readable jpg/png images "
                           f"({len(folder.skipped)} skipped)")
     pool = folder.images
     sizes = sorted({(int(a.shape[0]), int(a.shape[1])) for a in pool})
@@ -96,31 +99,27 @@ class _InputError(Exception):
     pass
 
 
-def run(spec: dict[str, Any]) -> int:
+def run(spec: LeakSpec) -> int:
     """Run the spec; return the process exit code (0 done, 2 input error, 1 failure)."""
     import numpy as np
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
-    from oddoctor_legacy_tf1 import patterns
     from oddoctor_legacy_tf1._tfutil import quiet_deprecations
-    from oddoctor_legacy_tf1.graph_io import (
-        INPUT_TENSOR,
-        ModelError,
-        image_input_problem,
-        load_model,
-        placeholder_shape,
-    )
+    from oddoctor_legacy_tf1.detector import LegacyDetector, session_config
+    from oddoctor_legacy_tf1.graph_io import ModelError, image_input_problem, load_model, placeholder_shape
+    from oddoctor_legacy_tf1.names import INPUT_TENSOR, MASKS, NUM_DETECTIONS
+    from oddoctor_legacy_tf1.tutorial import load_detection_graph, run_inference_for_single_image
 
-    mode = spec["mode"]
-    iterations, warmup = int(spec["iterations"]), int(spec["warmup"])
+    mode = spec.mode
+    iterations, warmup = spec.iterations, spec.warmup
     try:
-        model_path = Path(spec["model"])
-        if spec.get("build_demo") and not model_path.exists():
+        model_path = Path(spec.model or "")
+        if spec.demo and not model_path.exists():
             from oddoctor_legacy_tf1.model import build_model
 
-            build_model(model_path, seed=int(spec.get("seed", 0)))
+            build_model(model_path, seed=spec.seed)
         model = load_model(model_path)
         problem = image_input_problem(placeholder_shape(model.graph_def, INPUT_TENSOR))
         if problem:
@@ -133,8 +132,7 @@ def run(spec: dict[str, Any]) -> int:
     sessions = _count_sessions(tf)
     nvml = NvmlSampler()
     tf_gpu, tf_gpu_reason = _tf_gpu_sampler(tf)
-    config = patterns.session_config(allow_growth=bool(spec.get("allow_growth", True)),
-                                     memory_fraction=spec.get("memory_fraction"))
+    config = session_config(allow_growth=spec.allow_growth, memory_fraction=spec.memory_fraction)
     emit("start", mode=mode, pid=os.getpid(), model=str(model.path), model_kind=model.kind,
          model_nodes=model.node_count, has_masks=model.has_masks, images=distinct, image_sizes=sizes,
          skipped=skipped,
@@ -146,10 +144,9 @@ def run(spec: dict[str, Any]) -> int:
     with quiet_deprecations(tf):
         try:
             if mode == "legacy":
-                graph = patterns.load_detection_graph(model)
+                graph = load_detection_graph(model)
             else:
-                detector = patterns.LegacyDetector(model, allow_growth=bool(spec.get("allow_growth", True)),
-                                                   memory_fraction=spec.get("memory_fraction"))
+                detector = LegacyDetector(model, allow_growth=spec.allow_growth, memory_fraction=spec.memory_fraction)
                 graph = detector.graph
         except ModelError as e:  # a GraphDef that parses but does not import (an op this TF lacks, a bad edge)
             emit("error", kind="input", message=str(e))
@@ -160,14 +157,14 @@ def run(spec: dict[str, Any]) -> int:
                 if detector is not None:
                     out = detector(image)
                 else:
-                    out = patterns.run_inference_for_single_image(image, graph, config=config)
+                    out = run_inference_for_single_image(image, graph, config=config)
                 latency_ms = (time.perf_counter() - t0) * 1000.0
-                masks = out.get("detection_masks")
+                masks = out.get(MASKS)
                 emit("iter", i=i, warmup=i < warmup, latency_ms=round(latency_ms, 3),
                      graph_nodes=len(graph.get_operations()), rss_bytes=rss_bytes(),
                      gpu_nvml_bytes=nvml.used_bytes(), gpu_tf_bytes=tf_gpu() if tf_gpu else None,
                      sessions=sessions.created, height=int(image.shape[0]), width=int(image.shape[1]),
-                     num_detections=int(out["num_detections"]),
+                     num_detections=int(out[NUM_DETECTIONS]),
                      mask_pixels=int(np.count_nonzero(masks)) if masks is not None else None)
         finally:
             if detector is not None:
@@ -182,8 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: read the spec file, run, report any crash as an ``error`` event."""
     argv = sys.argv[1:] if argv is None else argv
     try:
-        spec = json.loads(Path(argv[0]).read_text(encoding="utf-8"))
-    except (IndexError, OSError, ValueError) as e:
+        spec = LeakSpec.from_dict(json.loads(Path(argv[0]).read_text(encoding="utf-8")))
+        if spec.mode not in MODES or not spec.model:
+            raise LeakSpecError(f"leak spec: a child runs one mode ({', '.join(MODES)}) on one model, "
+                                f"not mode={spec.mode!r} model={spec.model!r}")
+    except (IndexError, OSError, ValueError) as e:  # LeakSpecError is a ValueError
         emit("error", kind="runtime", message=f"bad spec: {e}")
         return 1
     try:
