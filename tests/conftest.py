@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, SNAPSHOTS, run_json, run_oddoctor  # noqa: F401 - old import path
+from tests.helpers import SNAPSHOTS
 
 
 @pytest.fixture

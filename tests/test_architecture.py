@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 
 class Import(NamedTuple):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from oddoctor.cli.main import main
-from tests.conftest import REPO, run_oddoctor
+from tests.helpers import REPO, run_oddoctor
 
 
 def _one_line_error(code: int, err: str, needle: str, expected: int) -> str:
@@ -92,7 +92,7 @@ def test_the_runner_refuses_a_timeout_the_watchdog_cannot_keep():
 
 def test_synthetic_images_are_made_one_at_a_time():
     """-n 100000000 used to build every image before the first run (2.4 GiB in 60 s)."""
-    import numpy as np
+    np = pytest.importorskip("numpy")
 
     from oddoctor.leak.child import _images
     from oddoctor.leak.spec import LeakSpec
@@ -109,7 +109,7 @@ def test_synthetic_images_are_made_one_at_a_time():
 
 def test_a_folder_is_read_once_and_cycled(tmp_path: Path):
     Image = pytest.importorskip("PIL.Image")
-    import numpy as np
+    np = pytest.importorskip("numpy")
 
     from oddoctor.leak.child import _images
     from oddoctor.leak.spec import LeakSpec

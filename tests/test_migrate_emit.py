@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from oddoctor.migrate.emit import BEGIN, END, RunnerSpec, py_literal, render_readme, render_runner
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 HOSTILE = [
     "x'; __import__('os').system('touch PWNED') #",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SNAPSHOTS
+from tests.helpers import SNAPSHOTS
 
 pytest_plugins = ["pytester"]
 

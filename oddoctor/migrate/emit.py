@@ -14,14 +14,15 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Optional
 
+from oddoctor_legacy_tf1 import names
+
 #: The runner's file name, in this package and in a migration's output folder.
 RUNNER_FILE = "run_inference.py"
 BEGIN = "# --- oddoctor:constants begin ---"
 END = "# --- oddoctor:constants end ---"
 
-#: The keys a TF2 Object Detection API export's ``serving_default`` signature uses.
-TF2_OUTPUT_KEYS = ("detection_boxes", "detection_scores", "detection_classes", "num_detections",
-                   "detection_masks")
+#: The keys a TF2 Object Detection API export's ``serving_default`` signature uses: the TF1 node names.
+TF2_OUTPUT_KEYS = names.OUTPUT_NAMES
 TF2_INPUT_KEY = "input_tensor"
 
 
@@ -35,11 +36,11 @@ class RunnerSpec:
     oddoctor_version: str
     signature_key: str = "serving_default"
     input_key: str = TF2_INPUT_KEY
-    boxes_key: str = "detection_boxes"
-    scores_key: str = "detection_scores"
-    classes_key: str = "detection_classes"
-    num_key: str = "num_detections"
-    masks_key: Optional[str] = "detection_masks"
+    boxes_key: str = names.BOXES
+    scores_key: str = names.SCORES
+    classes_key: str = names.CLASSES
+    num_key: str = names.NUM_DETECTIONS
+    masks_key: Optional[str] = names.MASKS
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -217,7 +217,7 @@ def migrate(
             source_input=p.input.tensor,
             source_outputs=p.output_map(),
             oddoctor_version=__version__,
-            masks_key="detection_masks" if any(o.key == "detection_masks" for o in p.outputs) else None,
+            masks_key=names.MASKS if any(o.key == names.MASKS for o in p.outputs) else None,
         )
         runner = render_runner(spec)
         (staged.path / RUNNER_FILE).write_text(runner, encoding="utf-8")
