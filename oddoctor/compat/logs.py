@@ -120,12 +120,10 @@ def find(snap: Snapshot, needle: str) -> list[str]:
 
 
 def find_re(snap: Snapshot, pattern: re.Pattern[str]) -> list[tuple[str, re.Match[str]]]:
-    out = []
-    for ln in log_text(snap):
-        m = pattern.search(ln)
-        if m:
-            out.append((ln, m))
-    return out
+    """Captured lines that ``pattern`` matches, each with its match (:meth:`oddoctor.view.View.find_re`)."""
+    from oddoctor.view import view
+
+    return view(snap).find_re(pattern)
 
 
 @dataclass(frozen=True)
