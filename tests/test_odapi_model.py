@@ -252,3 +252,18 @@ def test_prepare_then_utils_ops_in_a_child(odapi_site):
     assert proc.returncode == 0, proc.stderr[-3000:]
     # utils.ops needs no tf_keras: the legacy-layers alias stays unused until a slim layer is built.
     assert proc.stdout.split() == ["ok", "1", "False"]
+
+
+def test_tf_keras_pin_follows_the_installed_tensorflow(monkeypatch):
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.23.1")
+    assert "tf-keras==2.23.*" in odapi.requirement_specs()
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "2.21.0")
+    assert "tf-keras==2.21.0" in odapi.requirement_specs()
+
+    def missing(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    assert "tf-keras==2.21.0" in odapi.requirement_specs()

@@ -88,8 +88,23 @@ def site_dir() -> Path:
 
 
 def requirement_specs() -> list[str]:
-    """The pinned requirement strings, in install order."""
-    return [req for req, _why in REQUIREMENTS]
+    """The pinned requirement strings, in install order; tf-keras follows the installed TensorFlow's
+    major.minor (tf-keras 2.N goes with TensorFlow 2.N only), 2.21.0 where TensorFlow is not installed."""
+    return [_tf_keras_for_installed_tf(req) for req, _why in REQUIREMENTS]
+
+
+def _tf_keras_for_installed_tf(req: str) -> str:
+    if not req.startswith("tf-keras=="):
+        return req
+    import importlib.metadata
+
+    try:
+        parts = importlib.metadata.version("tensorflow").split(".")
+    except importlib.metadata.PackageNotFoundError:
+        return req
+    if len(parts) < 2 or not (parts[0].isdigit() and parts[1].isdigit()) or req == f"tf-keras=={parts[0]}.{parts[1]}.0":
+        return req
+    return f"tf-keras=={parts[0]}.{parts[1]}.*"
 
 
 def is_installed(site: Optional[Union[str, Path]] = None) -> bool:
