@@ -17,6 +17,7 @@ from oddoctor.migrate.convert import MigrateInputError
 from oddoctor.migrate.emit import RUNNER_FILE, RunnerSpec, render_readme, render_runner
 from oddoctor.migrate.outdir import OutputDirError, StagedDir, check_output_dir
 from oddoctor_legacy_tf1.graph_io import one_line
+from oddoctor_legacy_tf1.names import MASKS
 
 SCHEMA_VERSION = 1
 DEFAULT_TOLERANCE = 1e-4
@@ -217,7 +218,7 @@ def migrate(
             source_input=p.input.tensor,
             source_outputs=p.output_map(),
             oddoctor_version=__version__,
-            masks_key=names.MASKS if any(o.key == names.MASKS for o in p.outputs) else None,
+            masks_key=MASKS if any(o.key == MASKS for o in p.outputs) else None,
         )
         runner = render_runner(spec)
         (staged.path / RUNNER_FILE).write_text(runner, encoding="utf-8")
