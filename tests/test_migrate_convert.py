@@ -169,3 +169,30 @@ def test_runner_batches_a_model_whose_detection_count_varies_per_image(tmp_path,
     assert lines[4] == lines[1]
     counts = [len(json.loads(line)["detections"]) for line in lines[4]]
     assert counts == [1 + h % 3 for h, _ in sizes] == [1, 2, 3, 1, 3]
+
+
+def test_saved_model_is_callable_like_a_tf2_export(tmp_path, capsys):
+    """The TF2 OD API tutorial's own code: ``detect_fn = tf.saved_model.load(path); detect_fn(input_tensor)``
+    returns the ``serving_default`` outputs, by the same keys, with the same values."""
+    tf = pytest.importorskip("tensorflow")
+    np = pytest.importorskip("numpy")
+    from oddoctor_legacy_tf1.images import synthetic_image
+    from oddoctor_legacy_tf1.model import build_model
+
+    model = build_model(tmp_path / "export" / "frozen_inference_graph.pb", seed=0)
+    code, _, err = run_cli(["migrate", str(model), "--out", str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    detect_fn = tf.saved_model.load(str(tmp_path / "m" / "saved_model"))
+    signature = detect_fn.signatures["serving_default"]
+    assert set(signature.structured_input_signature[1]) == {"input_tensor"}  # the signature as before
+    image = synthetic_image(375, 500, np.random.default_rng(3))
+    input_tensor = tf.convert_to_tensor(image)[tf.newaxis, ...]
+    detections = detect_fn(input_tensor)
+    by_keyword = detect_fn(input_tensor=input_tensor)
+    reference = signature(input_tensor=input_tensor)
+    assert set(detections) == set(reference) == {"detection_boxes", "detection_scores", "detection_classes",
+                                                 "num_detections", "detection_masks"}
+    for key, value in reference.items():
+        np.testing.assert_array_equal(detections[key].numpy(), value.numpy(), err_msg=key)
+        np.testing.assert_array_equal(by_keyword[key].numpy(), value.numpy(), err_msg=key)
+    assert int(detections["num_detections"][0]) > 0

@@ -111,9 +111,12 @@ def test_runner_output_equals_the_legacy_session(migrated, reference, tmp_path):
     assert "2 skipped (unreadable)" in proc.stderr and "z_truncated.png" in proc.stderr
     assert "images/s" in proc.stderr.splitlines()[-3]
 
-    # The default batch (4) held both image sizes, zero-padded to one shape; the model still saw each
+    # --batch-size auto chose 4 for this small model (1 on a single core), said so on stderr and in the
+    # summary. A batch held both image sizes, zero-padded to one shape; the model still saw each
     # image alone at its own size, so one image per call gives the very same lines.
-    assert stats["batch_size"] == 4
+    assert stats["batch_size_requested"] == "auto" and stats["batch_size_rule"]
+    assert stats["batch_size"] == (4 if len(os.sched_getaffinity(0)) > 1 else 1)
+    assert f"batch size auto: {stats['batch_size']}" in proc.stderr
     proc = run_runner(out_dir, images, "--score-threshold", 0.3, "--batch-size", 1, "--quiet")
     assert proc.returncode == 0, proc.stderr
     assert "progress:" not in proc.stderr and "done: 6 images" in proc.stderr

@@ -140,6 +140,44 @@ def test_numeric_option_bounds_and_documented_sentinels_are_accepted(runner_modu
     assert (args.threads, args.max_side, args.prefetch) == (1024, 65536, -1)
 
 
+def test_batch_size_auto_is_the_default_and_case_blind(runner_module):
+    assert runner_module.parse_args(["x"]).batch_size == "auto"
+    assert runner_module.parse_args(["x"]).threads is None  # unset: the auto rule may choose
+    assert runner_module.parse_args(["x", "--batch-size", "AUTO"]).batch_size == "auto"
+    assert runner_module.parse_args(["x", "--batch-size", "3"]).batch_size == 3
+
+
+@pytest.mark.parametrize(("size_mib", "cores", "threads", "expected"), [
+    (1, 2, None, (4, 1)),  # small model: 4 concurrent images share 2 cores, one thread each
+    (1, 16, None, (4, 4)),
+    (1, 16, 0, (4, 0)),  # --threads 0 given: one per core, as asked
+    (1, 2, 3, (4, 3)),
+    (1, 1, None, (1, 0)),  # one core: nothing idle to fill
+    (16, 2, None, (1, 0)),  # at the limit: a real model's ops fill the cores alone
+    (63, 16, None, (1, 0)),
+    (63, 2, 1, (1, 1)),
+])
+def test_batch_size_auto_rule(runner_module, size_mib, cores, threads, expected):
+    batch, chosen_threads, why = runner_module.choose_batch(size_mib << 20, cores, threads)
+    assert (batch, chosen_threads) == expected
+    assert f"{cores} core" in why and "\n" not in why
+
+
+def test_batch_size_auto_reads_the_model_size_and_keeps_an_explicit_size(runner_module, tmp_path):
+    (tmp_path / "variables").mkdir()
+    (tmp_path / "saved_model.pb").write_bytes(b"x" * 1000)
+    (tmp_path / "variables" / "variables.data-00000-of-00001").write_bytes(b"x" * 24)
+    assert runner_module.model_bytes(str(tmp_path)) == 1024
+    assert runner_module.model_bytes(str(tmp_path / "missing")) == 0
+    args = runner_module.parse_args(["x", "--model", str(tmp_path)])
+    why = runner_module.resolve_batch(args)
+    cores = runner_module.usable_cores()
+    assert (args.batch_size, why is not None) == ((4, True) if cores > 1 else (1, True))
+    assert "0.0 MiB < 16 MiB" in why or cores == 1
+    args = runner_module.parse_args(["x", "--model", str(tmp_path), "--batch-size", "2"])
+    assert runner_module.resolve_batch(args) is None and (args.batch_size, args.threads) == (2, 0)
+
+
 # --- the Output writer: atomic files, streams, full disks -------------------------------------
 
 class DiskFull:

@@ -191,21 +191,26 @@ def save_saved_model(p: GraphPlan, export_dir: Path) -> None:
                  p.input.shape[2], 3]
 
     class Migrated(tf.Module):
-        """The legacy graph behind a TF2 Object Detection API style signature."""
+        """The legacy graph behind a TF2 Object Detection API style signature, callable like a TF2 export.
+
+        One ``tf.function`` is both ``__call__`` (the TF2 tutorial's ``detect_fn(input_tensor)``, as the
+        TF2 OD API's ``DetectionInferenceModule``) and the ``serving_default`` signature: one traced graph
+        in the SavedModel, the same outputs by the same keys either way.
+        """
 
         def __init__(self, fn: Any) -> None:
             super().__init__()
             self._fn = fn
 
         @tf.function(input_signature=[tf.TensorSpec(shape, tf.uint8, name=TF2_INPUT_KEY)])
-        def serve(self, input_tensor: Any) -> dict[str, Any]:
+        def __call__(self, input_tensor: Any) -> dict[str, Any]:
             x = input_tensor if in_dtype == tf.uint8 else tf.cast(input_tensor, in_dtype)
             outs = self._fn(x)
             return {k: tf.identity(v, name=k) for k, v in outs.items()}
 
     module = Migrated(pruned)
     tf.saved_model.save(module, str(export_dir),
-                        signatures={"serving_default": module.serve.get_concrete_function()})
+                        signatures={"serving_default": module.__call__.get_concrete_function()})
 
 
 def run_legacy(p: GraphPlan, images: Sequence[Any]) -> list[dict[str, Any]]:

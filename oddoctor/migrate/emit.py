@@ -181,7 +181,9 @@ the TF1 graph's weights and ops, unchanged, in a TF2 SavedModel.
   (uint8 image batch, `[batch, height, width, 3]`; `migration.json` says whether batch is fixed at 1),
   outputs under the TF2 Object Detection API keys.
   `detection_boxes` are `[ymin, xmin, ymax, xmax]` normalised to the input image; `detection_masks`
-  (when present) are box-relative, as in a TF2 Object Detection API export.
+  (when present) are box-relative, as in a TF2 Object Detection API export. Callable like a TF2
+  export too: `detect_fn = tf.saved_model.load("saved_model"); detections = detect_fn(input_tensor)`
+  gives the signature's outputs by the same keys.
 - `run_inference.py`: a standalone batch runner (needs only `pip install tensorflow`).
 - `migration.json`: the tensor mapping and the parity figures below.
 

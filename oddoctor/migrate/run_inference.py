@@ -73,7 +73,16 @@ JPEG_DCT_METHODS = {"accurate": "INTEGER_ACCURATE", "fast": "INTEGER_FAST"}
 DEFAULT_JPEG_DCT = "accurate"
 
 # Option defaults.
-DEFAULT_BATCH_SIZE = 4
+AUTO = "auto"
+DEFAULT_BATCH_SIZE = AUTO
+# --batch-size auto, from the SavedModel's size on disk and the cores this process may use. A batch of N
+# runs N images concurrently inside one graph call: that fills cores which one small model's ops leave
+# idle (the small built-in Mask R-CNN, ~12 ms per image on 2 vCPUs: batch 4 1.39x batch 1), but the ops
+# of a real one (Mask R-CNN Inception v2, 63 MiB, seconds per image) already fill every core with
+# intra-op threads, and there batch 4 ran at 0.79x-1.03x batch 1 with 280-555 MiB more memory. The frozen
+# weights are constants in saved_model.pb, so its size tells the two apart.
+AUTO_SMALL_MODEL_BYTES = 16 << 20  # below: batch AUTO_BATCH_SIZE; at or above: batch 1
+AUTO_BATCH_SIZE = 4
 DEFAULT_SCORE_THRESHOLD = 0.5
 DEFAULT_MASK_THRESHOLD = 0.5
 DEFAULT_MAX_SIDE = 1024
@@ -151,6 +160,11 @@ def float_in(low: float, high: float) -> Callable[[str], float]:
     return parse
 
 
+def batch_size_arg(text: str) -> int | str:
+    """An argparse type: "auto" or an integer from 1 to MAX_BATCH_SIZE."""
+    return AUTO if text.strip().lower() == AUTO else int_in(1, MAX_BATCH_SIZE)(text)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Command-line options; parsed before TensorFlow is imported so --help is instant."""
     epilog = (
@@ -197,11 +211,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         "'accurate' (default) gives exactly the pixels of PIL and libjpeg, as the TF1 "
                         "tutorial pipeline read them; 'fast' is tf.io.decode_image's IDCT, off by a level "
                         "or more in most pixels, which moves scores, boxes and masks")
-    p.add_argument("--batch-size", metavar="N", type=int_in(1, MAX_BATCH_SIZE), default=DEFAULT_BATCH_SIZE,
-                   help=f"images per call of the model graph, 1 to {MAX_BATCH_SIZE} (default %(default)s). "
-                        "Each image still goes through the model alone and at its own size, so the "
-                        "results are the same as with 1; the images of a batch run concurrently, so "
-                        "memory grows with N: lower it if the GPU runs out of memory")
+    p.add_argument("--batch-size", metavar="N", type=batch_size_arg, default=DEFAULT_BATCH_SIZE,
+                   help=f"images per call of the model graph, 1 to {MAX_BATCH_SIZE}, or 'auto' (default): "
+                        f"{AUTO_BATCH_SIZE} for a SavedModel under {AUTO_SMALL_MODEL_BYTES >> 20} MiB, whose "
+                        "ops leave cores idle, else 1 (a large model's ops fill the cores alone). Each image "
+                        "still goes through the model alone and at its own size, so the results are the "
+                        "same as with 1; the images of a batch run concurrently, so memory grows with N: "
+                        "lower it if the GPU runs out of memory")
     p.add_argument("--gpu", metavar="N", type=int_in(-1, MAX_GPU), default=None,
                    help="use only GPU number N (-1: CPU only; default: TensorFlow's choice)")
     p.add_argument("--memory-limit-mb", metavar="MB", type=int_in(1, MAX_MEMORY_LIMIT_MB), default=None,
@@ -210,8 +226,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--xla", action="store_true",
                    help="compile the model call with XLA (jit_compile); falls back when the model "
                         "has ops XLA cannot compile")
-    p.add_argument("--threads", metavar="N", type=int_in(0, MAX_THREADS), default=0,
-                   help=f"TensorFlow intra-op threads, up to {MAX_THREADS} (default 0: one per core)")
+    p.add_argument("--threads", metavar="N", type=int_in(0, MAX_THREADS), default=None,
+                   help=f"TensorFlow intra-op threads, up to {MAX_THREADS}; 0: one per core (default: 0, "
+                        "or with --batch-size auto choosing N > 1, cores / N: N images in flight "
+                        "share the cores)")
     p.add_argument("--parallel-decode", metavar="N", type=int_in(-1, MAX_THREADS), default=-1,
                    help=f"images decoded in parallel, up to {MAX_THREADS} (default -1: one per core; "
                         "0 is 1)")
@@ -237,6 +255,54 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-preflight", action="store_true",
                    help="skip that child-process import (saves one TensorFlow import, a few seconds)")
     return p.parse_args(argv)
+
+
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def model_bytes(model_dir: str) -> int:
+    """Bytes of the regular files under a SavedModel directory (0 when there is none)."""
+    total = 0
+    for root, _dirs, files in os.walk(model_dir):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.stat(os.path.join(root, name)).st_size
+    return total
+
+
+def choose_batch(size_bytes: int, cores: int, threads: int | None) -> tuple[int, int, str]:
+    """--batch-size auto: (batch size, intra-op threads (0: one per core), the reason in words).
+
+    Batch AUTO_BATCH_SIZE for a model under AUTO_SMALL_MODEL_BYTES on more than one core, with
+    cores / batch intra-op threads each unless --threads was given (4 images in flight on 2 cores
+    with 1 thread each: 1.14x one per core); else batch 1 with one thread per core. Pure.
+    """
+    mib = size_bytes / (1 << 20)
+    limit = AUTO_SMALL_MODEL_BYTES >> 20
+    if size_bytes >= AUTO_SMALL_MODEL_BYTES:
+        why = f"SavedModel {mib:.1f} MiB >= {limit} MiB: one image's ops fill the {cores} core(s)"
+        return 1, threads or 0, why
+    if cores < 2:
+        return 1, threads or 0, "1 core: no idle core for concurrent images to fill"
+    chosen_threads = threads if threads is not None else max(1, cores // AUTO_BATCH_SIZE)
+    why = (f"SavedModel {mib:.1f} MiB < {limit} MiB: {AUTO_BATCH_SIZE} images run concurrently to fill "
+           f"the {cores} cores one image's ops leave idle")
+    return AUTO_BATCH_SIZE, chosen_threads, why
+
+
+def resolve_batch(args: argparse.Namespace) -> str | None:
+    """Turn --batch-size auto (and a --threads left unset) into numbers in ``args``; the reason, or None
+    when the batch size was given."""
+    if args.batch_size != AUTO:
+        args.threads = args.threads or 0
+        return None
+    args.batch_size, args.threads, why = choose_batch(model_bytes(args.model), usable_cores(), args.threads)
+    return why
 
 
 def list_images(inputs: Iterable[str], recursive: bool) -> list[str]:
@@ -935,6 +1001,12 @@ def run(args: argparse.Namespace, paths: Sequence[str], signals: Signals, out: O
             return EXIT_FAILURE
     import tensorflow as tf  # after argument parsing: --help and bad options stay fast
 
+    requested_batch = args.batch_size
+    auto_reason = resolve_batch(args)  # before configure_devices: the thread count is set there
+    if auto_reason is not None and not args.quiet:
+        threads = f"{args.threads} intra-op thread(s)" if args.threads else "one intra-op thread per core"
+        print(f"batch size auto: {args.batch_size}, {threads} ({auto_reason}); --batch-size N to choose",
+              file=sys.stderr, flush=True)
     try:
         configure_devices(tf, args.gpu, args.memory_limit_mb, args.threads)
     except (ValueError, RuntimeError) as e:  # RuntimeError: a GPU was initialised already
@@ -1017,6 +1089,8 @@ def run(args: argparse.Namespace, paths: Sequence[str], signals: Signals, out: O
             summary.write(json.dumps({"images": done, "skipped": skipped, "wall_s": wall, "load_s": load_s,
                                       "images_per_s": done / wall if wall > 0 else None,
                                       "steady_images_per_s": steady, "batch_size": args.batch_size,
+                                      "batch_size_requested": requested_batch, "batch_size_rule": auto_reason,
+                                      "threads": args.threads,
                                       "xla": args.xla, "jpeg_dct": args.jpeg_dct, "overlap": args.overlap,
                                       "post_nice": args.post_nice if args.overlap else None}, indent=2))
             summary.close()
