@@ -212,3 +212,18 @@ def test_record_building_needs_no_tensorflow():
             "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_tf_log_floor_hides_cuinit_noise_only_without_a_device_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from oddoctor.migrate import run_inference
+
+    monkeypatch.setattr(run_inference.sys, "platform", "linux")
+    monkeypatch.setattr(os.path, "exists", lambda p: False)
+    assert run_inference.tf_log_floor() == "3"
+    monkeypatch.setattr(os.path, "exists", lambda p: p == "/dev/dxg")  # WSL with a GPU
+    assert run_inference.tf_log_floor() == "2"
+    monkeypatch.setattr(run_inference.sys, "platform", "win32")
+    monkeypatch.setattr(os.path, "exists", lambda p: False)
+    assert run_inference.tf_log_floor() == "2"

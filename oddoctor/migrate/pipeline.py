@@ -95,15 +95,11 @@ def source_digest(path: Path) -> Optional[str]:
 
 
 def _quiet_cpu_only_logs() -> None:
-    """On a Linux machine with no NVIDIA device node, TensorFlow's "failed call to cuInit ... (303)" error line
-    is noise, not news (``oddoctor check`` is where a missing driver is diagnosed): raise TensorFlow's C++ log
-    floor to FATAL there, unless the user set one. With a device (``/dev/nvidiactl``, WSL's ``/dev/dxg``) the
-    floor stays at warnings' level 2 so a real CUDA error still shows."""
-    import sys
+    """No "failed call to cuInit (303)" line on a machine without an NVIDIA device node (the emitted runner's
+    rule, :func:`oddoctor.migrate.run_inference.tf_log_floor`; ``oddoctor check`` diagnoses a missing driver)."""
+    from oddoctor.migrate.run_inference import tf_log_floor
 
-    no_device = sys.platform.startswith("linux") and not any(
-        os.path.exists(d) for d in ("/dev/nvidiactl", "/dev/dxg"))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3" if no_device else "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", tf_log_floor())
 
 
 @contextlib.contextmanager

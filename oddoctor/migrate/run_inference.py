@@ -63,6 +63,7 @@ OUTPUT_KEYS = {"boxes": BOXES_KEY, "scores": SCORES_KEY, "classes": CLASSES_KEY,
 REQUIRED_OUTPUTS = ("boxes", "scores", "classes", "num")
 
 # Images: folders are scanned for these extensions; a file's format is read from its first bytes.
+NVIDIA_DEVICE_NODES = ("/dev/nvidiactl", "/dev/dxg")  # a driver's control node; WSL's GPU paravirtualisation
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 JPEG_MAGIC = b"\xff\xd8\xff"  # start-of-image marker and the next marker's first byte
 # --jpeg-dct -> tf.io.decode_jpeg's dct_method. "accurate" (libjpeg's JDCT_ISLOW, its own default) gives
@@ -955,6 +956,14 @@ def open_outputs(args: argparse.Namespace, opened: list[Output]) -> None:
             raise OutputError(f"--summary-json {args.summary_json}: is the same file as --out {args.out}")
 
 
+def tf_log_floor() -> str:
+    """TensorFlow's C++ log floor when the user set none: "2" (warnings and errors), but "3" on a Linux machine
+    with no NVIDIA device node, where the only error TensorFlow logs is "failed call to cuInit ... (303)": noise
+    on a CPU-only machine, not news (WSL's GPU node is /dev/dxg)."""
+    linux = sys.platform.startswith("linux")
+    return "3" if linux and not any(os.path.exists(d) for d in NVIDIA_DEVICE_NODES) else "2"
+
+
 def preflight(timeout_s: float) -> str | None:
     """Import TensorFlow in a child process first: why it cannot be used here, or None.
 
@@ -991,7 +1000,7 @@ def run(args: argparse.Namespace, paths: Sequence[str], signals: Signals, out: O
         summary: Output | None) -> int:
     """Configure TensorFlow, load the model, stream the images through it once, commit the outputs."""
     signals.raise_now()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", tf_log_floor())
     if not args.no_preflight and "tensorflow" not in sys.modules:
         problem = preflight(args.tf_timeout)
         signals.raise_now()
