@@ -13,12 +13,13 @@ from oddoctor.leak import LeakInputError, LeakReport, LeakSpec, LeakSpecError, r
 
 def test_spec_round_trips_through_json():
     spec = LeakSpec(model="m.pb", mode="fixed", iterations=12, warmup=0, images="photos", seed=7,
-                    allow_growth=False, memory_fraction=0.5, timeout_s=60.0)
+                    allow_growth=False, memory_fraction=0.5, timeout_s=60.0, until_decided=False,
+                    entry="loop.py:infer", reframe="oddoctor")
     assert LeakSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert LeakSpec.from_dict({"model": "m.pb"}) == LeakSpec(model="m.pb")  # missing keys: the defaults
     assert spec.modes == ["fixed"] and LeakSpec(demo=True).modes == ["legacy", "fixed"]
     assert list(spec.options()) == ["iterations", "warmup", "mode", "images", "memory_fraction", "allow_growth",
-                                    "seed"]
+                                    "seed", "until_decided", "entry", "reframe"]
 
 
 @pytest.mark.parametrize(("data", "needle"), [
@@ -38,6 +39,9 @@ def test_spec_round_trips_through_json():
     ({"demo": 1}, "demo: expected true or false, got 1"),
     ({"model": 3}, "model: expected a string or null, got 3"),
     ({"build_demo": True}, "unknown field(s) build_demo"),
+    ({"reframe": "tf2"}, "reframe: one of auto, od_api, oddoctor"),
+    ({"entry": "no_colon"}, "entry: module:function or path/to/file.py:function"),
+    ({"until_decided": "yes"}, "until_decided: expected true or false"),
 ])
 def test_from_dict_names_the_bad_field(data, needle):
     with pytest.raises(LeakSpecError, match=r"^leak spec: ") as info:

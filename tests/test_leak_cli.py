@@ -118,11 +118,14 @@ def test_demo_flags_legacy_passes_fixed_and_never_flips(tmp_path):
     assert report["cost_ratio"]["median"] > 3  # several times the fixed loop's cost per image
     assert plot.read_bytes()[:4] == b"\x89PNG"
     assert "leak-test: legacy:" in proc.stderr  # live progress on stderr
-    # Repeats, cheaper: the verdicts must not flip.
-    for _ in range(2):
-        proc = run_cli(["--demo", "--json", "-n", "16", "-w", "10"])
+    assert legacy["stopped"]["reason"] == "decided" and legacy["images_run"] < 33  # stopped once decided
+    # Repeats, cheaper: the verdicts must not flip; --no-until-decided runs all -n.
+    for until in ("--until-decided", "--no-until-decided"):
+        proc = run_cli(["--demo", "--json", "-n", "16", "-w", "10", until])
         again = json.loads(proc.stdout)
         assert proc.returncode == 0, proc.stderr
+        if until == "--no-until-decided":
+            assert again["modes"]["fixed"]["images_run"] == again["modes"]["legacy"]["images_run"] == 26
         assert again["modes"]["legacy"]["verdict"] == "leak"
         assert again["modes"]["fixed"]["verdict"] == "ok"
         assert again["modes"]["legacy"]["metrics"]["graph_nodes"]["status"] == "leak"
@@ -136,7 +139,7 @@ def test_measured_leak_exits_1_for_ci(tmp_path):
     from oddoctor_legacy_tf1.model import build_model
 
     pb = build_model(tmp_path / "frozen_inference_graph.pb")
-    proc = run_cli([str(pb), "--mode", "legacy", "-n", "10", "-w", "2"])
+    proc = run_cli([str(pb), "--mode", "legacy", "-n", "10", "-w", "2", "--reframe", "oddoctor"])
     assert proc.returncode == 1, proc.stderr
     assert "LEAKS" in proc.stdout
     assert "the graph grows by 31 ops per image" in proc.stdout

@@ -114,16 +114,44 @@ def test_json_document_keys_in_order():
     legacy = doc["modes"]["legacy"]
     assert list(legacy) == ["mode", "title", "wall_s", "iterations", "warmup", "start", "error", "metrics", "latency",
                             "sessions_created", "images_run", "verdict", "leaking_metrics", "projection", "findings",
-                            "samples"]
+                            "undecided_metrics", "stopped", "reframe", "entry", "samples"]  # new keys before samples
     assert list(legacy["metrics"]) == ["graph_nodes", "rss", "gpu_nvml", "gpu_tf", "latency"]
     assert list(legacy["metrics"]["rss"]) == ["status", "slope_per_image", "threshold_per_image", "confidence",
                                               "verdict_confidence", "part_confidence", "unit", "n", "notes", "label",
-                                              "first", "last"]
+                                              "first", "last", "decided", "rule", "segment", "steps"]
     assert legacy["metrics"]["gpu_nvml"] == {"status": "n/a", "label": "GPU memory (NVML)", "unit": "MiB",
                                              "reason": "NVML unavailable (no driver)"}
     assert list(legacy["latency"]) == ["first_image_ms", "median_ms", "p90_ms"]
-    assert list(legacy["projection"]["RAM"]) == ["free_bytes", "bytes_per_image", "images_to_exhaustion"]
+    assert list(legacy["projection"]["RAM"]) == ["free_bytes", "bytes_per_image", "images_to_exhaustion", "segment"]
     assert list(legacy["findings"][0]) == ["id", "message", "fix"]
     assert list(doc["cost_ratio"]) == ["median", "first_image"]
     assert legacy["samples"] == runs["legacy"].samples
     assert legacy["metrics"]["rss"]["verdict_confidence"] == report.modes["legacy"].metrics["rss"].verdict_confidence
+
+
+def test_the_report_says_how_many_images_ran_and_why_it_stopped():
+    run = fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20, n=8, warmup=3)
+    run.done.update(stopped="decided", until_decided=True)
+    mode = analyze_mode(run)
+    assert mode.stopped == {"reason": "decided", "images": 11,
+                            "message": "stopped after 11 images (3 warm-up + 8 measured): graph and memory decided"}
+    assert mode.metrics["graph_nodes"].rule == "exact" and mode.metrics["graph_nodes"].decided
+    run = fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20, n=10, warmup=0)
+    run.done.update(stopped="max-images", until_decided=False)
+    assert analyze_mode(run).stopped["message"] == "ran all 10 images (0 warm-up + 10 measured)"
+    report = build_report({"fixed": run}, model="m.pb", options={})
+    text = render_text(report)
+    assert "images run" in text and "10 (max-images)" in text
+
+
+def test_memory_after_an_allocator_step_is_judged_on_its_own_and_projected_from_it():
+    run = fake_run("legacy", nodes_per_image=84, rss_per_image_mib=0.0, latency_ms=200, n=12, warmup=3)
+    for s in run.samples:  # a 300 MiB step at image 5, then +1.5 MiB per image
+        if s["i"] >= 5:
+            s["rss_bytes"] = 3000 * MIB + int(1.5 * MIB * (s["i"] - 5))
+    mode = analyze_mode(run)
+    rss = mode.metrics["rss"]
+    assert (rss.status, rss.rule, rss.steps, rss.segment) == ("leak", "segment", [5], [5, 14])
+    assert rss.slope_per_image == pytest.approx(1.5, rel=0.01)
+    assert mode.projection["RAM"].segment == [5, 14]
+    assert "from #6" in render_text(build_report({"legacy": run}, model="m.pb", options={}))

@@ -3,8 +3,9 @@
 - ``load_detection_graph(model) -> tf.Graph``: the tutorial's ``detection_graph``.
 - ``run_inference_for_single_image(image, graph, *, config=None) -> dict``: the tutorial's function
   (tensorflow/models r1.13 ``object_detection_tutorial.ipynb``, cell ``92BHxzcNWKMf``), same
-  structure and outputs, with oddoctor's re-implementation of the OD API's mask-reframe op
-  (:mod:`oddoctor_legacy_tf1.reframe`) in place of ``utils_ops`` and the tensor names from
+  structure and outputs, with the OD API's ``utils_ops.reframe_box_masks_to_image_masks`` when the caller
+  passes it (``reframe=``), else oddoctor's re-implementation of it
+  (:mod:`oddoctor_legacy_tf1.reframe`), and the tensor names from
   :mod:`oddoctor_legacy_tf1.names`. Every call opens a new ``Session`` and adds the mask-reframing
   ops to ``graph``, with the image size baked in as constants: the graph grows by a fixed number of
   ops per image and every image pays for a new session.
@@ -15,13 +16,14 @@ Do not use this loop; :class:`oddoctor_legacy_tf1.detector.LegacyDetector` is th
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Optional
 
 import numpy as np
 
 from oddoctor_legacy_tf1.graph_io import ModelLike, import_model, loaded_model
 from oddoctor_legacy_tf1.names import BOXES, CLASSES, INPUT_TENSOR, MASKS, NUM_DETECTIONS, SCORES
-from oddoctor_legacy_tf1.reframe import reframe_box_masks_to_image_masks
+from oddoctor_legacy_tf1.reframe import reframe_box_masks_to_image_masks as reframe_oddoctor
 
 # The tutorial's order of the output_dict keys.
 OUTPUT_KEYS = (NUM_DETECTIONS, BOXES, SCORES, CLASSES, MASKS)
@@ -43,10 +45,16 @@ def postprocess(output_dict: dict[str, Any]) -> dict[str, Any]:
     return output_dict
 
 
-def run_inference_for_single_image(image: np.ndarray, graph: Any, *, config: Any = None) -> dict[str, Any]:
-    """The OD API tutorial's per-image function, leak included (do not use this; see LegacyDetector)."""
+def run_inference_for_single_image(image: np.ndarray, graph: Any, *, config: Any = None,
+                                   reframe: Optional[Callable[..., Any]] = None) -> dict[str, Any]:
+    """The OD API tutorial's per-image function, leak included (do not use this; see LegacyDetector).
+
+    ``reframe`` is the ``reframe_box_masks_to_image_masks`` to build: the OD API's own
+    ``object_detection.utils.ops`` one when the caller has it, else (None) oddoctor's re-implementation.
+    """
     import tensorflow as tf
 
+    reframe_box_masks_to_image_masks = reframe or reframe_oddoctor
     v1 = tf.compat.v1
     with graph.as_default():  # noqa: SIM117 - kept nested exactly as the tutorial wrote it
         with v1.Session(config=config) as sess:  # (1) a new Session for every image

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from oddoctor.cli._common import JsonOpt, UsageError, emit_json, finite_float
-from oddoctor.leak.spec import MAX_ITERATIONS, MAX_SEED, MAX_TIMEOUT_S, MIN_ITERATIONS, MIN_TIMEOUT_S
+from oddoctor.cli._common import JsonOpt, UsageError, emit_json, finite_float, state
+from oddoctor.leak.spec import MAX_ITERATIONS, MAX_SEED, MAX_TIMEOUT_S, MIN_ITERATIONS, MIN_TIMEOUT_S, REFRAMES
 from oddoctor.leak.spec import MODES as _ONE_MODE
 from oddoctor.render import clean
 
@@ -39,6 +39,21 @@ def _validate(iterations: int, warmup: int, seed: int, timeout: float, memory_fr
     finite_float(timeout, "--timeout", MIN_TIMEOUT_S, MAX_TIMEOUT_S)
 
 
+def _check_entry(entry: str, mode: str) -> None:
+    """``module:function`` or an existing ``file.py:function``, with a mode that runs it."""
+    from oddoctor.leak.entry import is_file_target, split_entry
+
+    try:
+        target, _name = split_entry(entry)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if is_file_target(target) and not Path(target).expanduser().is_file():
+        raise UsageError(f"--entry {entry}: {target}: no such file")
+    if mode == "fixed":
+        raise UsageError("--entry replaces the legacy (tutorial) loop: use --mode legacy (your function only) "
+                         "or --mode both (yours, then LegacyDetector as the baseline), not --mode fixed")
+
+
 def _check_plot(plot: Path) -> None:
     """A new or regular ``.png``, a symlink to one (written through), or a device or FIFO (written into)."""
     if plot.is_dir():
@@ -53,9 +68,12 @@ def _check_plot(plot: Path) -> None:
 def _progress_printer(warmup: int) -> Any:
     tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()  # rewrite one line in a terminal
 
+    current = {"mode": ""}
+
     def on_event(event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == "launch":
+            current["mode"] = event["mode"]
             print(f"leak-test: {event['mode']}: starting a fresh process (TensorFlow import"
                   f"{' and demo model build' if event['demo_build'] else ''})...", file=sys.stderr, flush=True)
         elif kind == "finish":
@@ -66,13 +84,16 @@ def _progress_printer(warmup: int) -> Any:
                     print("  last lines of its stderr:\n    " + "\n    ".join(event["stderr_tail"][-6:]),
                           file=sys.stderr, flush=True)
         elif kind == "start":
-            sizes = len(event.get("image_sizes") or [])
-            if sizes > warmup:
-                print(f"leak-test: note: --warmup {warmup} is less than the {sizes} image sizes: memory steps "
-                      "from first-seen sizes may land in the measured series", file=sys.stderr, flush=True)
             skipped = f" ({len(event['skipped'])} unreadable skipped)" if event.get("skipped") else ""
             print(f"leak-test: {event['mode']}: model {event['model']} ({event['model_nodes']} nodes), "
                   f"{event['images']} images{skipped}, pid {event['pid']}", file=sys.stderr, flush=True)
+            if event.get("entry"):
+                print(f"leak-test: {event['mode']}: your function {event['entry']}, called as "
+                      f"{event.get('entry_call')}, replaces the tutorial loop", file=sys.stderr, flush=True)
+            elif event.get("reframe"):
+                why = f" ({event['reframe_why']})" if event.get("reframe_why") else ""
+                print(f"leak-test: {event['mode']}: mask reframing: {event['reframe']}{why}",
+                      file=sys.stderr, flush=True)
         elif kind == "iter":
             i = event["i"] + 1
             rss = event["rss_bytes"] / 1048576 if event.get("rss_bytes") else float("nan")
@@ -85,6 +106,10 @@ def _progress_printer(warmup: int) -> Any:
                 print(line, file=sys.stderr, flush=True)
         elif kind in ("done", "error") and tty:
             print(file=sys.stderr, flush=True)
+        if kind == "done" and event.get("stopped") == "decided":
+            print(f"leak-test: {current['mode']}: graph and memory verdicts decided after {event.get('images_run')} "
+                  "images: stopped (--no-until-decided runs all -n)",
+                  file=sys.stderr, flush=True)
 
     return on_event
 
@@ -93,8 +118,9 @@ def leak_test(
     model: Annotated[Optional[Path], typer.Argument(
         help="frozen_inference_graph.pb, a TF1 SavedModel dir, or an OD API export dir.",
         show_default=False)] = None,
-    iterations: Annotated[int, typer.Option("--iterations", "-n", help="Measured images per mode.")] = 30,
-    warmup: Annotated[int, typer.Option("--warmup", "-w", help="Images run first and left out of the verdicts.")] = 10,
+    iterations: Annotated[int, typer.Option(
+        "--iterations", "-n", help="Measured images per mode (the most, with --until-decided).")] = 30,
+    warmup: Annotated[int, typer.Option("--warmup", "-w", help="Images run first and left out of the verdicts.")] = 3,
     mode: Annotated[str, typer.Option("--mode", help="legacy, fixed or both.")] = "both",
     images: Annotated[Optional[Path], typer.Option(
         "--images", help="Folder of jpg/png (any size); default: seeded synthetic images of 4 sizes.")] = None,
@@ -109,6 +135,15 @@ def leak_test(
         "--demo", help="Use the built-in synthetic Mask R-CNN: see the leak and its fix in one command.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the demo model and synthetic images.")] = 0,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per mode.")] = 900.0,
+    until_decided: Annotated[bool, typer.Option(
+        "--until-decided/--no-until-decided",
+        help="Stop a mode as soon as every metric is decided (at least 6 measured images).")] = True,
+    entry: Annotated[Optional[str], typer.Option(
+        "--entry", help="Your per-image function, module:function or file.py:function, called as "
+        "fn(image, graph) or fn(image): measured instead of the tutorial loop.", show_default=False)] = None,
+    reframe: Annotated[str, typer.Option(
+        "--reframe", help="Mask-reframe ops of the legacy loop: auto (the OD API's when importable), "
+        "od_api, oddoctor.")] = "auto",
 ) -> None:
     """Reproduce and measure the TF1 session/graph leak of OD API inference loops; exit 1 if it leaks."""
     from oddoctor.leak import LeakInputError, LeakSpec, render_text, run_leak_test
@@ -126,6 +161,10 @@ def leak_test(
             raise UsageError(clean(str(e))) from None
     if mode not in MODES:
         raise UsageError(f"--mode must be one of {', '.join(MODES)}, not {mode!r}")
+    if reframe not in REFRAMES:
+        raise UsageError(f"--reframe must be one of {', '.join(REFRAMES)}, not {reframe!r}")
+    if entry is not None:
+        _check_entry(entry, mode)
     _validate(iterations, warmup, seed, timeout, memory_fraction)
     if images is not None and not images.is_dir():
         raise UsageError(f"--images {images}: " + ("not a directory" if images.exists() else "no such directory"))
@@ -136,10 +175,13 @@ def leak_test(
 
     spec = LeakSpec(model=str(model) if model is not None else None, demo=demo, mode=mode, iterations=iterations,
                     warmup=warmup, images=str(images) if images else None, seed=seed, allow_growth=allow_growth,
-                    memory_fraction=memory_fraction, timeout_s=timeout)
+                    memory_fraction=memory_fraction, timeout_s=timeout, until_decided=until_decided, entry=entry,
+                    reframe=reframe)
     try:
         report = run_leak_test(spec, on_event=_progress_printer(warmup))
     except LeakInputError as e:
+        if state.debug and e.traceback:
+            print("".join(e.traceback).rstrip(), file=sys.stderr, flush=True)
         raise UsageError(clean(str(e))) from None
     if plot is not None:
         from oddoctor.leak.plot import save_plot

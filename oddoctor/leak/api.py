@@ -22,7 +22,12 @@ EventHandler = Callable[[dict[str, Any]], None]
 
 
 class LeakInputError(Exception):
-    """A child refused its input (a model that is not an OD API export, no readable images): one line."""
+    """A child refused its input (a model that is not an OD API export, no readable images, an ``entry``
+    that does not import or raises on the first image): one line; ``traceback``: the user's code's tail."""
+
+    def __init__(self, message: str, traceback: Optional[list[str]] = None) -> None:
+        super().__init__(message)
+        self.traceback = list(traceback or [])
 
 
 def run_leak_test(spec: LeakSpec, *, on_event: Optional[EventHandler] = None) -> LeakReport:
@@ -51,7 +56,7 @@ def run_leak_test(spec: LeakSpec, *, on_event: Optional[EventHandler] = None) ->
             child_spec = dataclasses.replace(spec, mode=name, model=model_path)
             run = run_mode(child_spec, timeout_s=spec.timeout_s, on_event=on_event)
             if run.input_error:
-                raise LeakInputError(run.input_error)
+                raise LeakInputError(run.input_error, (run.error or {}).get("traceback"))
             runs[name] = run
             if on_event is not None:
                 on_event({"event": "finish", "mode": name, "error": run.error, "stderr_tail": run.stderr_tail})

@@ -52,19 +52,23 @@ def _tf_gpu_sampler(tf: Any) -> tuple[Any, str | None]:
     return sample, None
 
 
+class _SessionCounter:
+    created = 0
+
+
 def _count_sessions(tf: Any) -> Any:
-    """Wrap tf.compat.v1.Session so both patterns' Session constructions are counted."""
-    base = tf.compat.v1.Session
+    """Count every TF1 Session constructed in this process, however its class was imported
+    (``tf.compat.v1.Session``, ``import tensorflow.compat.v1 as tf; tf.Session``, InteractiveSession)."""
+    from tensorflow.python.client import session as tf_session
 
-    class CountingSession(base):  # type: ignore[misc, valid-type]
-        created = 0
+    base_init = tf_session.BaseSession.__init__
 
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            type(self).created += 1
-            super().__init__(*args, **kwargs)
+    def counting_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        _SessionCounter.created += 1
+        base_init(self, *args, **kwargs)
 
-    tf.compat.v1.Session = CountingSession
-    return CountingSession
+    tf_session.BaseSession.__init__ = counting_init
+    return _SessionCounter
 
 
 FOLDER_POOL = 64  # photos read from --images, then cycled: a long run must not hold thousands decoded
@@ -99,11 +103,68 @@ class _InputError(Exception):
     pass
 
 
+def _pick_reframe(choice: str) -> tuple[Any, str, str | None]:
+    """(reframe_box_masks_to_image_masks, "od_api" or "oddoctor", why not the OD API's) for the legacy loop.
+
+    The OD API's own ``utils_ops`` needs ``odapi.shims.prepare()`` first, which switches this process to
+    TF1 behaviour; a leak-test child is exactly the kind of process it is meant for.
+    """
+    from oddoctor_legacy_tf1.reframe import reframe_box_masks_to_image_masks
+
+    if choice == "oddoctor":
+        return reframe_box_masks_to_image_masks, "oddoctor", "--reframe oddoctor"
+    import importlib.util
+
+    if importlib.util.find_spec("object_detection") is None:  # before prepare(): it would switch to TF1 anyway
+        from oddoctor_legacy_tf1.odapi import INSTALL_HINT
+
+        why = f"the OD API is not installed (`{INSTALL_HINT}`)"
+        if choice == "od_api":
+            raise _InputError(f"--reframe od_api: {why}")
+        return reframe_box_masks_to_image_masks, "oddoctor", why
+    try:
+        from oddoctor_legacy_tf1.odapi import shims
+
+        shims.prepare(None)
+        from object_detection.utils import ops as utils_ops  # type: ignore[import-not-found]
+
+        return utils_ops.reframe_box_masks_to_image_masks, "od_api", None
+    except Exception as e:  # noqa: BLE001 - any failure means: not importable here, say why
+        why = f"the OD API is not importable ({type(e).__name__}: {e})"
+    if choice == "od_api":
+        from oddoctor_legacy_tf1.odapi import INSTALL_HINT
+
+        raise _InputError(f"--reframe od_api: {why}; run `{INSTALL_HINT}`")
+    return reframe_box_masks_to_image_masks, "oddoctor", why
+
+
+def _prepare_odapi_quietly() -> None:
+    """Let a user's tutorial copy ``from object_detection.utils import ops`` unchanged, when the OD API is here."""
+    try:
+        from oddoctor_legacy_tf1.odapi import shims
+
+        shims.prepare(None)
+    except Exception:  # noqa: BLE001 - best effort: the user's own import error will say what is missing
+        pass
+
+
 def run(spec: LeakSpec) -> int:
     """Run the spec; return the process exit code (0 done, 2 input error, 1 failure)."""
     import numpy as np
 
+    from oddoctor.leak.decide import may_stop
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    mode = spec.mode
+    reframe_fn, reframe_used, reframe_why = None, None, None
+    try:
+        if mode == "legacy" and spec.entry is None:
+            reframe_fn, reframe_used, reframe_why = _pick_reframe(spec.reframe)
+        elif mode == "legacy" and os.environ.get("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION") == "python":
+            _prepare_odapi_quietly()
+    except _InputError as e:
+        emit("error", kind="input", message=str(e))
+        return 2
     import tensorflow as tf
 
     from oddoctor_legacy_tf1._tfutil import quiet_deprecations
@@ -112,7 +173,6 @@ def run(spec: LeakSpec) -> int:
     from oddoctor_legacy_tf1.names import INPUT_TENSOR, MASKS, NUM_DETECTIONS
     from oddoctor_legacy_tf1.tutorial import load_detection_graph, run_inference_for_single_image
 
-    mode = spec.mode
     iterations, warmup = spec.iterations, spec.warmup
     try:
         model_path = Path(spec.model or "")
@@ -130,6 +190,15 @@ def run(spec: LeakSpec) -> int:
         return 2
 
     sessions = _count_sessions(tf)
+    user_fn = None
+    if spec.entry is not None and mode == "legacy":
+        from oddoctor.leak.entry import EntryError, load_entry
+
+        try:  # after _count_sessions: a `from tensorflow.compat.v1 import Session` in it gets the counted one
+            user_fn = load_entry(spec.entry)
+        except EntryError as e:
+            emit("error", kind="input", message=str(e), traceback=e.traceback)
+            return 2
     nvml = NvmlSampler()
     tf_gpu, tf_gpu_reason = _tf_gpu_sampler(tf)
     config = session_config(allow_growth=spec.allow_growth, memory_fraction=spec.memory_fraction)
@@ -137,10 +206,15 @@ def run(spec: LeakSpec) -> int:
          model_nodes=model.node_count, has_masks=model.has_masks, images=distinct, image_sizes=sizes,
          skipped=skipped,
          tf_version=tf.__version__, nvml=nvml.reason or "ok", tf_allocator=tf_gpu_reason or "ok",
-         host_available_bytes=host_available_bytes(), gpu_free_bytes=nvml.free_bytes())
+         host_available_bytes=host_available_bytes(), gpu_free_bytes=nvml.free_bytes(),
+         reframe=reframe_used if model.has_masks else None, reframe_why=reframe_why if model.has_masks else None,
+         entry=spec.entry if user_fn is not None else None,
+         entry_call=user_fn.call_form if user_fn is not None else None, until_decided=spec.until_decided)
 
     detector = None
     graph = None
+    samples: list[dict[str, Any]] = []
+    stopped = "max-images"
     with quiet_deprecations(tf):
         try:
             if mode == "legacy":
@@ -156,23 +230,66 @@ def run(spec: LeakSpec) -> int:
                 t0 = time.perf_counter()
                 if detector is not None:
                     out = detector(image)
+                elif user_fn is not None:
+                    try:
+                        out = user_fn(image, graph)
+                    except Exception as e:  # the user's code: failing on the first image is bad input
+                        if i == 0:
+                            from oddoctor.leak.entry import describe_failure
+
+                            message, tail = describe_failure(spec.entry or "", e)
+                            emit("error", kind="input", message=message, traceback=tail)
+                            return 2
+                        raise
                 else:
-                    out = run_inference_for_single_image(image, graph, config=config)
+                    out = run_inference_for_single_image(image, graph, config=config, reframe=reframe_fn)
                 latency_ms = (time.perf_counter() - t0) * 1000.0
-                masks = out.get(MASKS)
-                emit("iter", i=i, warmup=i < warmup, latency_ms=round(latency_ms, 3),
-                     graph_nodes=len(graph.get_operations()), rss_bytes=rss_bytes(),
-                     gpu_nvml_bytes=nvml.used_bytes(), gpu_tf_bytes=tf_gpu() if tf_gpu else None,
-                     sessions=sessions.created, height=int(image.shape[0]), width=int(image.shape[1]),
-                     num_detections=int(out[NUM_DETECTIONS]),
-                     mask_pixels=int(np.count_nonzero(masks)) if masks is not None else None)
+                record = {"i": i, "warmup": i < warmup, "latency_ms": round(latency_ms, 3),
+                          "graph_nodes": _graph_ops(tf, graph), "rss_bytes": rss_bytes(),
+                          "gpu_nvml_bytes": nvml.used_bytes(), "gpu_tf_bytes": tf_gpu() if tf_gpu else None,
+                          "sessions": sessions.created, "height": int(image.shape[0]),
+                          "width": int(image.shape[1]), **_outputs_facts(out, np, MASKS, NUM_DETECTIONS)}
+                if user_fn is not None:
+                    record["default_graph_nodes"] = len(tf.compat.v1.get_default_graph().get_operations())
+                emit("iter", **record)
+                samples.append(record)
+                if spec.until_decided and i >= warmup and may_stop(samples).stop:
+                    stopped = "decided"
+                    break
         finally:
             if detector is not None:
                 detector.close()
     emit("done", sessions=sessions.created, nvml=nvml.reason or "ok",
-         host_available_bytes=host_available_bytes(), gpu_free_bytes=nvml.free_bytes())
+         host_available_bytes=host_available_bytes(), gpu_free_bytes=nvml.free_bytes(), stopped=stopped,
+         until_decided=spec.until_decided, images_run=len(samples))
     nvml.close()
     return 0
+
+
+def _graph_ops(tf: Any, graph: Any) -> int:
+    """Ops in the model's graph, plus the default graph's when that is another graph (a user's loop may add
+    ops to either)."""
+    count = len(graph.get_operations())
+    default = tf.compat.v1.get_default_graph()
+    if default is not graph:
+        count += len(default.get_operations())
+    return count
+
+
+def _outputs_facts(out: Any, np: Any, masks_key: str, count_key: str) -> dict[str, Any]:
+    """Detections and mask pixels of one output dict, or None each when a user's function returns other things."""
+    if not isinstance(out, dict):
+        return {"num_detections": None, "mask_pixels": None}
+    try:
+        count = int(np.asarray(out[count_key]).reshape(-1)[0]) if count_key in out else None
+    except (TypeError, ValueError, IndexError):
+        count = None
+    masks = out.get(masks_key)
+    try:
+        pixels = int(np.count_nonzero(masks)) if masks is not None else None
+    except (TypeError, ValueError):
+        pixels = None
+    return {"num_detections": count, "mask_pixels": pixels}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NoReturn, Optional
 
-from oddoctor.leak.report import MIB, NODES_THRESHOLD, RSS_THRESHOLD_MIB
+from oddoctor.leak.decide import MIB, NODES_THRESHOLD, RSS_THRESHOLD_MIB
 from oddoctor.leak.sampling import rss_bytes
 from oddoctor.leak.stats import MIN_POINTS, Trend, trend
 

@@ -9,33 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from oddoctor.leak.decide import METRICS, Decision, judge
 from oddoctor.leak.spawn import ModeRun
-from oddoctor.leak.stats import MIN_POINTS, Trend, median, trend
+from oddoctor.leak.stats import MIN_POINTS, median
 
 SCHEMA_VERSION = 1
 MIB = 1024.0 * 1024.0
 
-# Growth per image that counts as a leak. Graph ops are counted exactly, so any steady growth counts.
-# Memory: 0.25 MiB/image is ~250 MiB per 1000 images, well above allocator noise once warmed up.
-NODES_THRESHOLD = 0.5
-RSS_THRESHOLD_MIB = 0.25
-GPU_THRESHOLD_MIB = 0.25
-# Latency: 2% of the median per image (twice as slow within ~50 images), at least 1 ms.
-LATENCY_THRESHOLD_FRACTION = 0.02
-LATENCY_THRESHOLD_FLOOR_MS = 1.0
-
 MODE_TITLES = {"legacy": "legacy (tutorial loop)", "fixed": "fixed (LegacyDetector)"}
-METRICS = (  # key, sample field, label, unit, scale
-    ("graph_nodes", "graph_nodes", "graph nodes", "ops", 1.0),
-    ("rss", "rss_bytes", "host RSS", "MiB", MIB),
-    ("gpu_nvml", "gpu_nvml_bytes", "GPU memory (NVML)", "MiB", MIB),
-    ("gpu_tf", "gpu_tf_bytes", "GPU memory (TF allocator)", "MiB", MIB),
-    ("latency", "latency_ms", "latency", "ms", 1.0),
-)
 FIX_GRAPH = ("Build tensor_dict (and the mask-reframe ops) once outside the loop, call graph.finalize(), "
              "and only sess.run per image: `with LegacyDetector(model) as det: det(image)`")
 FIX_SESSIONS = "Open one tf.compat.v1.Session(graph=graph) outside the loop and reuse it"
 NOT_AVAILABLE = "n/a"
+REFRAME_WORDS = {"od_api": "the OD API's own utils_ops.reframe_box_masks_to_image_masks",
+                 "oddoctor": "oddoctor's re-implementation of reframe_box_masks_to_image_masks (OD API not importable)"}
 
 
 def verdict_confidence(status: str, confidence: Optional[float]) -> Optional[float]:
@@ -51,7 +38,7 @@ class MetricVerdict:
 
     label: str
     unit: str
-    status: str  # "leak", "plateau", "ok", "too-short" (see oddoctor.leak.stats.Trend), or "n/a"
+    status: str  # "leak", "plateau", "ok", "undecided", "too-short" (oddoctor.leak.decide.Decision), or "n/a"
     reason: Optional[str] = None  # why n/a
     slope_per_image: Optional[float] = None
     threshold_per_image: Optional[float] = None
@@ -61,16 +48,22 @@ class MetricVerdict:
     notes: list[str] = field(default_factory=list)
     first: Optional[float] = None
     last: Optional[float] = None
+    decided: bool = False
+    rule: Optional[str] = None  # "exact", "trend", "segment" (after the last step)
+    segment: Optional[list[int]] = None  # first and last image index (0-based) of the series judged
+    steps: list[int] = field(default_factory=list)  # image index of each step found (memory)
 
     @classmethod
     def not_available(cls, label: str, unit: str, reason: str) -> MetricVerdict:
         return cls(label=label, unit=unit, status=NOT_AVAILABLE, reason=reason)
 
     @classmethod
-    def from_trend(cls, t: Trend, *, label: str, unit: str, series: list[float]) -> MetricVerdict:
-        return cls(label=label, unit=unit, status=t.status, slope_per_image=t.slope, threshold_per_image=t.threshold,
-                   confidence=t.confidence, part_confidence=list(t.part_confidence), n=t.n, notes=t.notes,
-                   first=series[0], last=series[-1])
+    def from_decision(cls, d: Decision, *, label: str, unit: str, series: list[float]) -> MetricVerdict:
+        return cls(label=label, unit=unit, status=d.status, slope_per_image=d.slope, threshold_per_image=d.threshold,
+                   confidence=d.confidence, part_confidence=list(d.part_confidence), n=d.n, notes=list(d.notes),
+                   first=series[0], last=series[-1], decided=d.decided, rule=d.rule,
+                   segment=[int(d.segment[0]), int(d.segment[1])] if d.segment else None,
+                   steps=[int(x) for x in d.steps])
 
     @property
     def verdict_confidence(self) -> Optional[float]:
@@ -83,7 +76,8 @@ class MetricVerdict:
                 "threshold_per_image": self.threshold_per_image, "confidence": self.confidence,
                 "verdict_confidence": self.verdict_confidence, "part_confidence": list(self.part_confidence),
                 "unit": self.unit, "n": self.n, "notes": self.notes, "label": self.label, "first": self.first,
-                "last": self.last}
+                "last": self.last, "decided": self.decided, "rule": self.rule, "segment": self.segment,
+                "steps": self.steps}
 
 
 @dataclass
@@ -105,10 +99,11 @@ class Projection:
     free_bytes: int
     bytes_per_image: float
     images_to_exhaustion: int
+    segment: Optional[list[int]] = None  # the images (0-based, inclusive) whose growth it extrapolates
 
     def to_dict(self) -> dict[str, Any]:
         return {"free_bytes": self.free_bytes, "bytes_per_image": self.bytes_per_image,
-                "images_to_exhaustion": self.images_to_exhaustion}
+                "images_to_exhaustion": self.images_to_exhaustion, "segment": self.segment}
 
 
 @dataclass
@@ -143,6 +138,10 @@ class ModeReport:
     projection: dict[str, Projection]  # "RAM", "VRAM"
     findings: list[Finding]
     samples: list[dict[str, Any]] = field(default_factory=list)
+    undecided_metrics: list[str] = field(default_factory=list)
+    stopped: dict[str, Any] = field(default_factory=dict)  # reason ("decided", "max-images", "error"), message
+    reframe: Optional[str] = None  # legacy loop: "od_api" or "oddoctor" (whose mask-reframe ops it built)
+    entry: Optional[str] = None  # --entry: the user's function that replaced the tutorial loop
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "title": self.title, "wall_s": self.wall_s, "iterations": self.iterations,
@@ -151,7 +150,8 @@ class ModeReport:
                 "sessions_created": self.sessions_created, "images_run": self.images_run, "verdict": self.verdict,
                 "leaking_metrics": self.leaking_metrics,
                 "projection": {k: p.to_dict() for k, p in self.projection.items()},
-                "findings": [f.to_dict() for f in self.findings], "samples": self.samples}
+                "findings": [f.to_dict() for f in self.findings], "undecided_metrics": self.undecided_metrics,
+                "stopped": self.stopped, "reframe": self.reframe, "entry": self.entry, "samples": self.samples}
 
 
 @dataclass
@@ -195,50 +195,59 @@ class LeakReport:
         return doc
 
 
-def _threshold(key: str, median_latency: Optional[float]) -> float:
-    if key == "graph_nodes":
-        return NODES_THRESHOLD
-    if key == "rss":
-        return RSS_THRESHOLD_MIB
-    if key.startswith("gpu"):
-        return GPU_THRESHOLD_MIB
-    return max(LATENCY_THRESHOLD_FLOOR_MS, LATENCY_THRESHOLD_FRACTION * (median_latency or 0.0))
-
-
 def analyze_mode(run: ModeRun) -> ModeReport:
-    """Verdicts per metric over the post-warm-up series of one mode."""
+    """Verdicts per metric over the post-warm-up series of one mode (:func:`oddoctor.leak.decide.judge`)."""
     measured = [s for s in run.samples if not s.get("warmup")]
-    xs = [float(s["i"]) for s in measured]
     lat = [float(s["latency_ms"]) for s in measured]
     med_latency = median(lat)
+    decisions = judge(run.samples)
     metrics: dict[str, MetricVerdict] = {}
     for key, field_name, label, unit, scale in METRICS:
-        values = [s.get(field_name) for s in measured]
-        if not measured or any(v is None for v in values):
+        decision = decisions.get(key)
+        if decision is None:
             reason = _unavailable_reason(run, key) if measured else "no measured iterations"
             metrics[key] = MetricVerdict.not_available(label, unit, reason)
             continue
-        series = [float(v) / scale for v in values if v is not None]
-        t = trend(series, _threshold(key, med_latency), xs=xs)
-        metrics[key] = MetricVerdict.from_trend(t, label=label, unit=unit, series=series)
+        series = [float(s[field_name]) / scale for s in measured]
+        metrics[key] = MetricVerdict.from_decision(decision, label=label, unit=unit, series=series)
     first = run.samples[0]["latency_ms"] if run.samples else None
     leaking = [k for k, m in metrics.items() if m.status == "leak"]
+    undecided = [k for k, m in metrics.items() if m.status not in (NOT_AVAILABLE, "n/a") and not m.decided]
     if run.error:
         verdict = "error"
     elif len(measured) < MIN_POINTS:
         verdict = "too-short"
     else:
         verdict = "leak" if leaking else "ok"
+    title = f"your loop ({run.start['entry']})" if run.start.get("entry") else MODE_TITLES.get(run.mode, run.mode)
     mode = ModeReport(
-        mode=run.mode, title=MODE_TITLES.get(run.mode, run.mode), wall_s=round(run.wall_s, 2),
+        mode=run.mode, title=title, wall_s=round(run.wall_s, 2),
         iterations=len(measured), warmup=len(run.samples) - len(measured), start=run.start, error=run.error,
         metrics=metrics,
         latency=Latency(first_image_ms=first, median_ms=med_latency, p90_ms=_quantile(lat, 0.9) if lat else None),
         sessions_created=run.done.get("sessions", run.samples[-1]["sessions"] if run.samples else None),
         images_run=len(run.samples), verdict=verdict, leaking_metrics=leaking,
-        projection=_projection(run, metrics), findings=[], samples=run.samples)
+        projection=_projection(run, metrics), findings=[], samples=run.samples, undecided_metrics=undecided,
+        stopped=_stopped(run, len(measured), undecided), reframe=run.start.get("reframe"),
+        entry=run.start.get("entry"))
     mode.findings = _findings(run, mode)
     return mode
+
+
+def _stopped(run: ModeRun, measured: int, undecided: list[str]) -> dict[str, Any]:
+    """Why the mode's child stopped: every metric decided, -n reached, or it failed."""
+    images = len(run.samples)
+    warm = images - measured
+    ran = f"{images} images ({warm} warm-up + {measured} measured)"
+    if run.error:
+        return {"reason": "error", "images": images, "message": f"stopped after {ran}: {run.error.get('kind')}"}
+    if run.done.get("stopped") == "decided":
+        rest = f"; {', '.join(undecided)} undecided (latency never holds a mode back)" if undecided else ""
+        return {"reason": "decided", "images": images,
+                "message": f"stopped after {ran}: graph and memory decided{rest}"}
+    open_ = f"; undecided: {', '.join(undecided)}" if undecided else ""
+    how = " (-n reached before every metric was decided)" if run.done.get("until_decided") and undecided else ""
+    return {"reason": "max-images", "images": images, "message": f"ran all {ran}{how}{open_}"}
 
 
 def _unavailable_reason(run: ModeRun, key: str) -> str:
@@ -267,7 +276,7 @@ def _projection(run: ModeRun, metrics: dict[str, MetricVerdict]) -> dict[str, Pr
             continue  # NVML and TF measure the same VRAM; NVML first
         per_image = float(m.slope_per_image) * MIB
         proj[what] = Projection(free_bytes=int(free), bytes_per_image=per_image,
-                                images_to_exhaustion=int(free / per_image))
+                                images_to_exhaustion=int(free / per_image), segment=m.segment)
     return proj
 
 
@@ -343,8 +352,13 @@ def _fmt_status(m: MetricVerdict) -> str:
     if m.status == NOT_AVAILABLE:
         return ""
     label = {"leak": "LEAK", "ok": "ok", "plateau": "plateau", "too-short": "too short"}.get(m.status, m.status)
+    if m.rule == "exact":
+        return f"{label} exact"
     conf = m.verdict_confidence
-    return label if conf is None else f"{label} {conf:.0%}"
+    text = label if conf is None else f"{label} {conf:.0%}"
+    if m.rule == "segment" and m.segment:
+        text += f" from #{m.segment[0] + 1}"
+    return text
 
 
 def _fmt_bytes(n: Optional[float]) -> str:
@@ -365,7 +379,9 @@ def render_text(report: LeakReport) -> str:
     kind = start.get("model_kind", "?").replace("_", " ")
     lines.append(f"  model: {kind}, {start.get('model_nodes', '?')} nodes"
                  f"{', instance masks' if start.get('has_masks') else ''}; "
-                 f"{any_mode.iterations} measured images after {any_mode.warmup} warm-up, "
+                 f"{any_mode.warmup} warm-up image(s), then measured "
+                 f"{'until decided' if report.options.get('until_decided', True) else 'to -n'} "
+                 f"(at most {report.options.get('iterations', '?')}), "
                  f"{len(sizes)} image size(s); TensorFlow {start.get('tf_version', '?')}")
     skipped = start.get("skipped") or []
     if skipped:
@@ -374,6 +390,8 @@ def render_text(report: LeakReport) -> str:
     w0, w = 34, 38
     lines.append("".ljust(w0) + "".join(modes[n].title.ljust(w) for n in names))
     verdicts = {"leak": "LEAKS", "ok": "no leak", "error": "ERROR", "too-short": "too few iterations"}
+    if any(modes[n].undecided_metrics and modes[n].verdict == "ok" for n in names):
+        verdicts["ok"] = "no leak found"
     lines.append("verdict".ljust(w0) + "".join(verdicts.get(modes[n].verdict, modes[n].verdict).ljust(w)
                                               for n in names))
     for key, _field, label, _unit, _scale in METRICS:
@@ -393,8 +411,11 @@ def render_text(report: LeakReport) -> str:
     lines.append("sessions created".ljust(w0) + "".join(
         (f"{modes[n].sessions_created} for {modes[n].images_run} images"
          if modes[n].sessions_created is not None else "n/a").ljust(w) for n in names))
-    lines.append("(growth = Theil-Sen slope after warm-up; % = confidence in the verdict, one-sided "
-                 "Mann-Kendall against the threshold)")
+    lines.append("images run".ljust(w0) + "".join(
+        f"{modes[n].images_run} ({modes[n].stopped.get('reason', '?')})".ljust(w) for n in names))
+    lines.append("(growth = Theil-Sen slope after warm-up, exact for graph ops that grew alike 3 times; % = confidence "
+                 "in the verdict, one-sided Mann-Kendall against the threshold; from #K = memory judged after its "
+                 "last step, at image K)")
     lines.append("")
     na = {m.label: m.reason for mode in modes.values() for m in mode.metrics.values() if m.status == NOT_AVAILABLE}
     for label, reason in na.items():
@@ -405,10 +426,15 @@ def render_text(report: LeakReport) -> str:
                      + (f", {ratio.first_image:.1f}x on the first image" if ratio.first_image else ""))
     for n in names:
         mode = modes[n]
+        if mode.stopped.get("message"):
+            lines.append(f"{n}: {mode.stopped['message']}")
+        if mode.reframe:
+            lines.append(f"{n}: mask reframing built with {REFRAME_WORDS.get(mode.reframe, mode.reframe)}")
         for what, p in mode.projection.items():
+            seg = f", measured over images {p.segment[0] + 1}-{p.segment[1] + 1}" if p.segment else ""
             lines.append(f"{n}: at this rate the process exhausts free {what} ({_fmt_bytes(p.free_bytes)}) "
                          f"after about {p.images_to_exhaustion:,} more images "
-                         f"(+{_fmt_bytes(p.bytes_per_image)} per image)")
+                         f"(+{_fmt_bytes(p.bytes_per_image)} per image{seg})")
         if mode.error:
             lines.append(f"{n}: {mode.error.get('message')}")
         for f in mode.findings:

@@ -42,6 +42,24 @@ class ModeRun:
         return None
 
 
+def wants_odapi(spec: LeakSpec) -> bool:
+    """Whether this mode's child gets the OD API on its path: the legacy loop (for the OD API's own mask
+    reframing, unless ``reframe="oddoctor"``), and a user's ``--entry`` (a tutorial copy imports it)."""
+    return spec.mode == "legacy" and (spec.entry is not None or spec.reframe != "oddoctor")
+
+
+def child_env(spec: LeakSpec) -> dict[str, str]:
+    """This process's environment, with the private OD API site on PYTHONPATH when :func:`wants_odapi`
+    and it is installed (:func:`oddoctor_legacy_tf1.odapi.child_env`)."""
+    env = dict(os.environ)
+    if wants_odapi(spec):
+        from oddoctor_legacy_tf1 import odapi
+
+        if odapi.is_installed():
+            env = odapi.child_env(base=env)
+    return env
+
+
 def run_mode(spec: LeakSpec, *, timeout_s: float,
              on_event: Optional[Callable[[dict[str, Any]], None]] = None,
              python: Optional[str] = None) -> ModeRun:
@@ -54,7 +72,7 @@ def run_mode(spec: LeakSpec, *, timeout_s: float,
     if spec.mode not in MODES:
         raise ValueError(f"run_mode runs one mode ({', '.join(MODES)}), not {spec.mode!r}")
     result = ModeRun(mode=spec.mode)
-    env = dict(os.environ)
+    env = child_env(spec)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["PYTHONUNBUFFERED"] = "1"
 

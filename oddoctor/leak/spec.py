@@ -21,6 +21,7 @@ MAX_ITERATIONS = 10_000
 MIN_TIMEOUT_S = 1.0
 MAX_TIMEOUT_S = 86_400.0  # one day per mode
 MAX_SEED = 2**32 - 1  # numpy's seeds are non-negative
+REFRAMES = ("auto", "od_api", "oddoctor")  # whose reframe_box_masks_to_image_masks the legacy loop builds
 
 
 class LeakSpecError(ValueError):
@@ -35,25 +36,37 @@ class LeakSpec:
     ``demo=True`` the built-in synthetic Mask R-CNN is used instead: built at ``model`` if that is given
     and missing, else in a temporary folder. ``mode`` is ``"legacy"`` (the tutorial's loop), ``"fixed"``
     (``LegacyDetector``) or ``"both"``. ``images`` is a folder of jpg/png, or None for seeded synthetic
-    images. ``timeout_s`` is allowed per mode. Values are checked on construction (:class:`LeakSpecError`).
+    images. ``timeout_s`` is allowed per mode. With ``until_decided`` a mode stops as soon as every metric
+    is decided (:mod:`oddoctor.leak.decide`); ``iterations`` is then the most it measures. ``entry``
+    (``module:function`` or ``path/to/file.py:function``) replaces the tutorial loop of the legacy mode with
+    the user's own per-image function. ``reframe`` picks the mask-reframe ops of the built-in legacy loop:
+    the OD API's own ``utils_ops`` (``"od_api"``), oddoctor's copy (``"oddoctor"``), or the OD API's when it
+    is importable (``"auto"``). Values are checked on construction (:class:`LeakSpecError`).
     """
 
     model: Optional[str] = None
     demo: bool = False
     mode: str = "both"
     iterations: int = 30
-    warmup: int = 10
+    warmup: int = 3
     images: Optional[str] = None
     seed: int = 0
     allow_growth: bool = True
     memory_fraction: Optional[float] = None
     timeout_s: float = 900.0
+    until_decided: bool = True
+    entry: Optional[str] = None
+    reframe: str = "auto"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             _check_type(f.name, getattr(self, f.name))
         if self.mode not in (*MODES, "both"):
             raise LeakSpecError(f"leak spec: mode: one of legacy, fixed, both; not {self.mode!r}")
+        if self.reframe not in REFRAMES:
+            raise LeakSpecError(f"leak spec: reframe: one of {', '.join(REFRAMES)}; not {self.reframe!r}")
+        if self.entry is not None and ":" not in self.entry:
+            raise LeakSpecError(f"leak spec: entry: module:function or path/to/file.py:function, not {self.entry!r}")
         _check_range("iterations", self.iterations, MIN_ITERATIONS, MAX_ITERATIONS)
         _check_range("warmup", self.warmup, 0, MAX_ITERATIONS)
         _check_range("seed", self.seed, 0, MAX_SEED)
@@ -71,7 +84,8 @@ class LeakSpec:
     def options(self) -> dict[str, Any]:
         """The options as the report states them (``options`` in the leak-test JSON)."""
         return {"iterations": self.iterations, "warmup": self.warmup, "mode": self.mode, "images": self.images,
-                "memory_fraction": self.memory_fraction, "allow_growth": self.allow_growth, "seed": self.seed}
+                "memory_fraction": self.memory_fraction, "allow_growth": self.allow_growth, "seed": self.seed,
+                "until_decided": self.until_decided, "entry": self.entry, "reframe": self.reframe}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable; ``from_dict`` reads it back."""
@@ -93,7 +107,8 @@ class LeakSpec:
 _TYPES: dict[str, tuple[type, bool]] = {  # field: (type, None allowed)
     "model": (str, True), "demo": (bool, False), "mode": (str, False), "iterations": (int, False),
     "warmup": (int, False), "images": (str, True), "seed": (int, False), "allow_growth": (bool, False),
-    "memory_fraction": (float, True), "timeout_s": (float, False),
+    "memory_fraction": (float, True), "timeout_s": (float, False), "until_decided": (bool, False),
+    "entry": (str, True), "reframe": (str, False),
 }
 _TYPE_WORDS = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
 

@@ -1,0 +1,268 @@
+"""When each metric's verdict is certain, and what it is: the rule the child stops on and the report states.
+
+The child (``--until-decided``) calls :func:`judge` after every measured image and stops once every metric
+is decided; :func:`oddoctor.leak.report.analyze_mode` calls the same function on the same samples, so the
+verdict printed is the verdict the child stopped on. Pure Python, no TensorFlow.
+
+- **Graph ops** are exact integers: once the last :data:`GRAPH_STREAK` differences are equal, the growth
+  per image is known exactly (``+N``: a leak when ``N > 0``, no growth when ``N == 0``). Anything else
+  falls back to the robust trend of :func:`oddoctor.leak.stats.trend`.
+- **Memory** (host RSS, GPU) is judged on its high-water mark (:func:`high_water`), and by steps: an
+  allocator that grows a pool, or the first image of a new size or detection count, lifts the series once
+  and it stays flat. :func:`find_steps` finds those jumps (a difference far above the series' own noise,
+  and above :data:`STEP_MIN_MIB`); the verdict, its slope and any projection use only the segment after
+  the last step. A segment shorter than :data:`MIN_SEGMENT` images is ``undecided``: no verdict rather
+  than one that flips. Steps that keep coming (more than :data:`MAX_ALLOCATOR_STEPS`) are the growth
+  itself, a leak in chunks: then the whole series is judged, with the persistence checks of
+  :func:`~oddoctor.leak.stats.trend`. A verdict against expectation needs :data:`LONG_SEGMENT` images:
+  a memory leak while the graph is constant, no memory growth while the graph grows, and a plateau.
+- **Latency** and everything else: :func:`~oddoctor.leak.stats.trend`, decided when its one-sided
+  confidence is at least :data:`DECIDE_LEVEL` either way. Latency does not hold a mode back
+  (:data:`GATING_METRICS`): it is reported as decided or ``undecided`` when the mode stops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from oddoctor.leak.stats import MIN_POINTS, median, trend
+
+MIB = 1024.0 * 1024.0
+# Growth per image that counts as a leak. Graph ops are counted exactly, so any steady growth counts.
+# Memory: 0.25 MiB/image is ~250 MiB per 1000 images, well above allocator noise once warmed up.
+NODES_THRESHOLD = 0.5
+RSS_THRESHOLD_MIB = 0.25
+GPU_THRESHOLD_MIB = 0.25
+# Latency: 2% of the median per image (twice as slow within ~50 images), at least 1 ms.
+LATENCY_THRESHOLD_FRACTION = 0.02
+LATENCY_THRESHOLD_FLOOR_MS = 1.0
+
+GRAPH_STREAK = 3  # equal consecutive op-count differences that fix the graph's growth per image
+MIN_DECIDED_IMAGES = 6  # measured images before a mode may stop (--until-decided), whatever is decided
+MIN_SEGMENT = 6  # memory points after the last step needed for a verdict (stats.MIN_POINTS)
+DECIDE_LEVEL = 0.95  # one-sided confidence that decides a trend either way
+STEP_MIN_MIB = 4.0  # a memory jump smaller than this is never a step (page-level noise, small buffers)
+STEP_NOISE_FACTOR = 6.0  # ... nor one within this many robust standard deviations of the differences
+MAX_ALLOCATOR_STEPS = 2  # more steps than this in one series: the steps are the growth
+# The verdict against expectation needs a long series. Memory that grows while the graph does not is a
+# runtime/allocator leak or an allocator still warming up, and for a while the two look alike (the demo's
+# fixed loop creeps for 20-25 images, then stops); memory that stops growing while the graph grows is
+# more likely a leak that comes in chunks (a new high-water mark every few images). Either needs this
+# many images after the last step; the expected verdict needs MIN_SEGMENT.
+LONG_SEGMENT = 30
+
+METRICS = (  # key, sample field, label, unit, scale
+    ("graph_nodes", "graph_nodes", "graph nodes", "ops", 1.0),
+    ("rss", "rss_bytes", "host RSS", "MiB", MIB),
+    ("gpu_nvml", "gpu_nvml_bytes", "GPU memory (NVML)", "MiB", MIB),
+    ("gpu_tf", "gpu_tf_bytes", "GPU memory (TF allocator)", "MiB", MIB),
+    ("latency", "latency_ms", "latency", "ms", 1.0),
+)
+MEMORY_METRICS = ("rss", "gpu_nvml", "gpu_tf")
+# What a mode waits for before it stops. Latency is not among them: on a shared machine its noise (10-30%
+# from image to image) hides a 2%-per-image trend for dozens of images; it is reported, decided or not.
+GATING_METRICS = ("graph_nodes", *MEMORY_METRICS)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One metric's verdict over a series, and whether it is final.
+
+    ``status``: "leak", "ok", "plateau" (grew, then levelled off), "undecided" or "too-short".
+    ``segment``: the first and last x of the part judged (after the last step, for memory).
+    """
+
+    status: str
+    decided: bool
+    slope: Optional[float]
+    threshold: float
+    confidence: Optional[float] = None  # P(slope > threshold), one-sided Mann-Kendall
+    part_confidence: tuple[Optional[float], ...] = ()
+    n: int = 0
+    segment: Optional[tuple[float, float]] = None
+    steps: tuple[float, ...] = ()  # x of each detected step (memory)
+    rule: str = "trend"  # "exact" (equal op-count differences), "trend", "segment" (after the last step)
+    notes: tuple[str, ...] = ()
+
+
+def threshold_for(key: str, median_latency_ms: Optional[float]) -> float:
+    """Growth per image that counts as a leak for metric ``key`` (latency: relative to its median)."""
+    if key == "graph_nodes":
+        return NODES_THRESHOLD
+    if key == "rss":
+        return RSS_THRESHOLD_MIB
+    if key.startswith("gpu"):
+        return GPU_THRESHOLD_MIB
+    return max(LATENCY_THRESHOLD_FLOOR_MS, LATENCY_THRESHOLD_FRACTION * (median_latency_ms or 0.0))
+
+
+def _from_trend(ys: Sequence[float], xs: Sequence[float], threshold: float, *, rule: str = "trend",
+                steps: tuple[float, ...] = (), notes: tuple[str, ...] = ()) -> Decision:
+    t = trend(ys, threshold, xs=xs)
+    conf = t.confidence
+    if t.status == "too-short":
+        return Decision("too-short", False, None, threshold, n=t.n, rule=rule, steps=steps,
+                        notes=(*notes, *t.notes))
+    if t.status == "leak":
+        status, decided = "leak", True
+    elif t.status == "plateau":
+        status, decided = "plateau", True
+    elif conf is not None and conf <= 1.0 - DECIDE_LEVEL:
+        status, decided = "ok", True
+    else:
+        status, decided = "undecided", False
+    extra = tuple(t.notes)
+    if status == "undecided":
+        extra += (f"confidence {1.0 - (conf or 0.5):.0%} that it grows less than {threshold:g}/image; "
+                  f"{DECIDE_LEVEL:.0%} decides",)
+    return Decision(status, decided, t.slope, threshold, conf, t.part_confidence, t.n,
+                    (float(xs[0]), float(xs[-1])), steps, rule, (*notes, *extra))
+
+
+def exact_growth(ys: Sequence[float], xs: Sequence[float], streak: int = GRAPH_STREAK) -> Optional[float]:
+    """The growth per image when the last ``streak`` differences are equal (exact counts), else None."""
+    if len(ys) < streak + 1:
+        return None
+    diffs = [(ys[i] - ys[i - 1]) / (xs[i] - xs[i - 1]) for i in range(len(ys) - streak, len(ys))
+             if xs[i] != xs[i - 1]]
+    if len(diffs) < streak or any(d != diffs[0] for d in diffs):
+        return None
+    return diffs[0]
+
+
+def graph_decision(ys: Sequence[float], xs: Sequence[float], threshold: float = NODES_THRESHOLD) -> Decision:
+    """Exact when the op count grew by the same amount the last :data:`GRAPH_STREAK` times; else the trend."""
+    growth = exact_growth(ys, xs)
+    if growth is None:
+        return _from_trend(ys, xs, threshold)
+    status = "leak" if growth > threshold else "ok"
+    note = (f"the last {GRAPH_STREAK} images each added {growth:+g} ops" if growth
+            else f"no op added over the last {GRAPH_STREAK} images")
+    return Decision(status, True, growth, threshold, 1.0 if status == "leak" else 0.0, (), len(ys),
+                    (float(xs[0]), float(xs[-1])), (), "exact", (note,))
+
+
+def robust_scale(values: Sequence[float]) -> float:
+    """1.4826 x the median absolute deviation: a standard deviation that outliers do not move."""
+    mid = median(values)
+    if mid is None:
+        return 0.0
+    return 1.4826 * float(median([abs(v - mid) for v in values]) or 0.0)
+
+
+def find_steps(ys: Sequence[float], *, min_step: float = STEP_MIN_MIB,
+               noise_factor: float = STEP_NOISE_FACTOR) -> list[int]:
+    """Indices ``j`` where ``ys[j] - ys[j-1]`` is a step: larger than ``min_step`` and than
+    ``noise_factor`` robust standard deviations of all the differences (a steady leak's differences are
+    all alike, so none of them is a step)."""
+    diffs = [ys[i] - ys[i - 1] for i in range(1, len(ys))]
+    if not diffs:
+        return []
+    mid = median(diffs) or 0.0
+    limit = max(min_step, noise_factor * robust_scale(diffs))
+    return [i for i, d in enumerate(diffs, start=1) if abs(d - mid) > limit]
+
+
+def high_water(ys: Sequence[float]) -> list[float]:
+    """The running maximum. Memory after an image depends on that image's size, so sizes in turn make a
+    sawtooth that the trend statistics read as noise or steps; a leak lifts the high-water mark, a sawtooth
+    does not once every size has been seen."""
+    out: list[float] = []
+    for y in ys:
+        out.append(y if not out else max(out[-1], y))
+    return out
+
+
+def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, *,
+                    leak_points: int = MIN_SEGMENT, ok_points: int = MIN_SEGMENT) -> Decision:
+    """The verdict on the segment after the last step, or ``undecided`` while that segment is short
+    (shorter than ``leak_points`` for a leak, ``ok_points`` for no growth, :data:`LONG_SEGMENT` for a
+    plateau)."""
+    steps = find_steps(ys)
+    step_xs = tuple(float(xs[j]) for j in steps)
+    if len(steps) > MAX_ALLOCATOR_STEPS:
+        decision = _from_trend(ys, xs, threshold, steps=step_xs,
+                               notes=(f"{len(steps)} steps: too many for allocator warm-up, judged as one series",))
+    else:
+        start = steps[-1] if steps else 0
+        seg_y, seg_x = ys[start:], xs[start:]
+        if steps and len(seg_y) < MIN_SEGMENT:
+            return Decision("undecided", False, None, threshold, n=len(seg_y),
+                            segment=(float(seg_x[0]), float(seg_x[-1])), steps=step_xs, rule="segment",
+                            notes=(f"a step at image {int(step_xs[-1]) + 1}; {len(seg_y)} images after it, "
+                                   f"{MIN_SEGMENT} needed for a verdict",))
+        decision = _from_trend(seg_y, seg_x, threshold, rule="segment" if steps else "trend", steps=step_xs)
+    if decision.status == "plateau" and decision.n < LONG_SEGMENT:
+        # Grew, then flat for a part of a short series: sawtooth memory (image sizes in turn) does that too.
+        return Decision("undecided", False, decision.slope, threshold, decision.confidence,
+                        decision.part_confidence, decision.n, decision.segment, step_xs, decision.rule,
+                        (*decision.notes, f"a levelling-off is only believed over {LONG_SEGMENT} images"))
+    if decision.status == "leak" and leak_points >= LONG_SEGMENT and min(
+            (c for c in decision.part_confidence if c is not None), default=0.0) < DECIDE_LEVEL:
+        # Against expectation (the graph is constant) every part must grow, the last third included: an
+        # allocator that creeps for a few dozen images and then stops passes the looser persistence test.
+        return Decision("undecided", False, decision.slope, threshold, decision.confidence,
+                        decision.part_confidence, decision.n, decision.segment, step_xs, decision.rule,
+                        (*decision.notes, f"grows while the graph does not, but not in every part of the series "
+                                          f"with {DECIDE_LEVEL:.0%} confidence: warming up, or a leak; run longer"))
+    if decision.status == "leak" and decision.n < leak_points:
+        return Decision("undecided", False, decision.slope, threshold, decision.confidence,
+                        decision.part_confidence, decision.n, decision.segment, step_xs, decision.rule,
+                        (*decision.notes, f"grows while the graph does not: {leak_points} images after the last "
+                                          "step are needed to tell a leak from an allocator still warming up"))
+    if decision.status == "ok" and decision.n < ok_points:
+        return Decision("undecided", False, decision.slope, threshold, decision.confidence,
+                        decision.part_confidence, decision.n, decision.segment, step_xs, decision.rule,
+                        (*decision.notes, f"flat while the graph grows: {ok_points} images after the last step "
+                                          "are needed to tell no growth from a leak that comes in chunks"))
+    return decision
+
+
+def judge(samples: Sequence[Mapping[str, Any]]) -> dict[str, Optional[Decision]]:
+    """A decision per metric over the measured (non-warm-up) ``samples``; None where a metric was not
+    recorded (a field that is None in any sample)."""
+    measured = [s for s in samples if not s.get("warmup")]
+    xs = [float(s["i"]) for s in measured]
+    med_latency = median([float(s["latency_ms"]) for s in measured])
+    out: dict[str, Optional[Decision]] = {}
+    graph_grows = False
+    for key, field_name, _label, _unit, scale in METRICS:  # graph_nodes first: memory depends on it
+        values = [s.get(field_name) for s in measured]
+        if not measured or any(v is None for v in values):
+            out[key] = None
+            continue
+        ys = [float(v) / scale for v in values if v is not None]
+        threshold = threshold_for(key, med_latency)
+        if len(ys) < MIN_POINTS:
+            out[key] = Decision("too-short", False, None, threshold, n=len(ys),
+                                notes=(f"only {len(ys)} measured images; need at least {MIN_POINTS}",))
+        elif key == "graph_nodes":
+            decision = graph_decision(ys, xs, threshold)
+            graph_grows = decision.status == "leak"
+            out[key] = decision
+        elif key in MEMORY_METRICS:
+            out[key] = memory_decision(high_water(ys), xs, threshold,
+                                       leak_points=MIN_SEGMENT if graph_grows else LONG_SEGMENT,
+                                       ok_points=LONG_SEGMENT if graph_grows else MIN_SEGMENT)
+        else:
+            out[key] = _from_trend(ys, xs, threshold)
+    return out
+
+
+@dataclass(frozen=True)
+class StopCheck:
+    """Whether a mode may stop now, and what is still open."""
+
+    stop: bool
+    undecided: list[str] = field(default_factory=list)
+
+
+def may_stop(samples: Sequence[Mapping[str, Any]], *, min_images: int = MIN_DECIDED_IMAGES) -> StopCheck:
+    """Stop once at least ``min_images`` images were measured and every recorded :data:`GATING_METRICS` is
+    decided."""
+    measured = sum(1 for s in samples if not s.get("warmup"))
+    decisions = judge(samples)
+    undecided = [k for k, d in decisions.items() if k in GATING_METRICS and d is not None and not d.decided]
+    return StopCheck(stop=measured >= min_images and not undecided, undecided=undecided)

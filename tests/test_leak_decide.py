@@ -1,0 +1,131 @@
+"""When a leak-test verdict is decided (no TensorFlow): exact op counts, memory steps, the stop rule."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from oddoctor.leak.decide import (
+    GRAPH_STREAK,
+    MIB,
+    MIN_SEGMENT,
+    RSS_THRESHOLD_MIB,
+    exact_growth,
+    find_steps,
+    graph_decision,
+    judge,
+    may_stop,
+    memory_decision,
+)
+
+# Measured on the OD API Mask R-CNN Inception v2 (size 300) on 2 CPU cores, warm-up 3, MiB after images 3..11.
+REAL_LEGACY_RSS = [2734.5, 2736.8, 2738.6, 2740.2, 2741.2, 2742.6, 2743.5, 2744.9, 2746.4]
+REAL_FIXED_RSS = [2575.3, 2576.4, 2576.4, 2576.9, 2576.9, 2576.9, 2576.9, 2576.9, 2576.9]
+
+
+def xs(n, start=3):
+    return [float(start + i) for i in range(n)]
+
+
+def noisy(values, sd, seed):
+    rng = random.Random(seed)
+    return [v + rng.gauss(0.0, sd) for v in values]
+
+
+def samples(rss_mib, nodes, latency_ms=100.0, warmup=3):
+    out = [{"i": i, "warmup": True, "latency_ms": latency_ms, "graph_nodes": nodes[0], "rss_bytes": rss_mib[0] * MIB,
+            "gpu_nvml_bytes": None, "gpu_tf_bytes": None} for i in range(warmup)]
+    for k, (r, g) in enumerate(zip(rss_mib, nodes)):
+        out.append({"i": warmup + k, "warmup": False, "latency_ms": latency_ms + (k % 3), "graph_nodes": g,
+                    "rss_bytes": r * MIB, "gpu_nvml_bytes": None, "gpu_tf_bytes": None})
+    return out
+
+
+def test_graph_growth_is_exact_after_three_equal_differences():
+    ys = [7976 + 84 * i for i in range(GRAPH_STREAK + 1)]
+    assert exact_growth(ys, xs(len(ys))) == 84
+    d = graph_decision(ys, xs(len(ys)))
+    assert (d.status, d.decided, d.slope, d.rule) == ("leak", True, 84, "exact")
+    flat = graph_decision([7985.0] * 4, xs(4))
+    assert (flat.status, flat.decided, flat.slope) == ("ok", True, 0)
+
+
+def test_uneven_graph_growth_falls_back_to_the_trend():
+    ys = [100, 102, 105, 106, 110, 111, 115, 117, 120, 121]  # uneven growth: not exact, still a leak
+    assert exact_growth(ys, xs(len(ys))) is None
+    d = graph_decision(ys, xs(len(ys)))
+    assert d.rule == "trend" and d.status == "leak"
+
+
+def test_a_steady_leak_has_no_steps_and_an_allocator_jump_is_one():
+    assert find_steps(REAL_LEGACY_RSS) == []
+    assert find_steps([700.0 + 1.5 * i for i in range(12)]) == []
+    assert find_steps([700.0, 700.2, 700.1, 760.0, 760.1, 760.0, 760.2]) == [3]
+    assert find_steps([700.0, 701.0, 702.5, 703.0]) == []  # under STEP_MIN_MIB: noise, not a step
+
+
+def test_memory_is_judged_after_the_last_step_only():
+    # Flat, a 60 MiB allocator step, flat again: no leak, judged on the images after the step.
+    ys = [700.0] * 4 + [760.0 + 0.01 * (i % 2) for i in range(8)]
+    d = memory_decision(ys, xs(len(ys)), RSS_THRESHOLD_MIB)
+    assert d.status == "ok" and d.decided and d.rule == "segment"
+    assert d.steps == (7.0,) and d.segment == (7.0, 14.0)
+    # A leak after the step is still a leak, at the post-step rate.
+    ys = [700.0] * 3 + [760.0 + 2.0 * i for i in range(8)]
+    d = memory_decision(ys, xs(len(ys)), RSS_THRESHOLD_MIB)
+    assert d.status == "leak" and d.slope == pytest.approx(2.0)
+
+
+def test_a_short_segment_after_a_step_is_undecided_not_a_flip():
+    ys = [700.0] * 8 + [760.0, 760.0, 760.0]
+    d = memory_decision(ys, xs(len(ys)), RSS_THRESHOLD_MIB)
+    assert d.status == "undecided" and not d.decided and d.n == 3 < MIN_SEGMENT
+    assert "3 images after it" in d.notes[0]
+
+
+def test_the_real_model_series_are_decided_in_six_images():
+    legacy = judge(samples(REAL_LEGACY_RSS[:6], [8069 + 84 * i for i in range(6)]))
+    assert legacy["graph_nodes"].status == "leak" and legacy["graph_nodes"].slope == 84
+    assert legacy["rss"].status == "leak" and legacy["rss"].decided
+    assert legacy["gpu_nvml"] is None  # not recorded
+    fixed = judge(samples(REAL_FIXED_RSS, [7985] * len(REAL_FIXED_RSS)))
+    assert fixed["graph_nodes"].status == "ok" and fixed["rss"].status == "ok" and fixed["rss"].decided
+
+
+def test_noise_never_flips_a_decided_memory_verdict():
+    # 40 seeds: flat-with-noise is never a decided leak; a steady 1.5 MiB/image leak is never decided ok.
+    for seed in range(40):
+        flat = memory_decision(noisy([2577.0] * 9, 0.3, seed), xs(9), RSS_THRESHOLD_MIB)
+        assert flat.status != "leak", seed
+        leak = memory_decision(noisy([2734.0 + 1.5 * i for i in range(9)], 0.3, seed), xs(9), RSS_THRESHOLD_MIB)
+        assert leak.status != "ok", seed
+
+
+def test_a_mode_stops_only_past_the_floor_with_every_metric_decided():
+    nodes = [8069 + 84 * i for i in range(9)]
+    assert not may_stop(samples(REAL_LEGACY_RSS[:5], nodes[:5])).stop  # 5 < 6 measured
+    assert may_stop(samples(REAL_LEGACY_RSS[:6], nodes[:6])).stop
+    stepped = [2500.0] * 5 + [2560.0, 2560.0]  # a step two images ago: RSS still open
+    check = may_stop(samples(stepped, [7985] * 7))
+    assert not check.stop and check.undecided == ["rss"]
+
+
+# The demo model's fixed loop, MiB after images 3..32 (warm-up 3): a sawtooth of 4 image sizes whose top
+# creeps up for ~20 images, then stays.
+DEMO_FIXED_RSS = [709.1, 737.3, 720.1, 728.7, 733.9, 738.0, 720.5, 729.0, 735.0, 739.1, 727.5, 736.0, 741.1, 753.1,
+                  735.7, 744.1, 749.3, 753.1, 735.7, 744.1, 750.2, 754.0, 736.5, 745.0, 750.2, 754.0, 736.5, 745.0,
+                  750.2, 754.0]
+
+
+def test_a_creeping_allocator_with_a_constant_graph_is_never_a_leak():
+    for n in range(6, len(DEMO_FIXED_RSS) + 1):
+        rss = judge(samples(DEMO_FIXED_RSS[:n], [739] * n))["rss"]
+        assert rss.status != "leak", n
+
+
+def test_a_steady_runtime_leak_with_a_constant_graph_is_caught_after_the_long_segment():
+    for seed in range(20):
+        ys = noisy([700.0 + 0.75 * i for i in range(30)], 0.5, seed)
+        assert judge(samples(ys, [739] * 30))["rss"].status == "leak", seed
+        assert judge(samples(ys[:20], [739] * 20))["rss"].status == "undecided", seed  # too soon to tell
