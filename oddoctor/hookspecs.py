@@ -18,6 +18,7 @@ import pluggy
 
 if TYPE_CHECKING:
     from oddoctor.checks import Check
+    from oddoctor.lint.api import LintRule
 
 PROJECT = "oddoctor"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -42,4 +43,15 @@ def oddoctor_facts() -> dict[str, Callable[[], Any]]:  # type: ignore[empty-body
     ``check --from``) and returns a JSON-serialisable value, stored in ``snapshot.extra[fact_name]``
     for checks to read. A probe that raises is recorded in ``snapshot.probe_errors``; it never stops
     the collection.
+    """
+
+
+@hookspec
+def oddoctor_lint_rules() -> Iterable[LintRule]:  # type: ignore[empty-body]
+    """Return the lint rules this plugin contributes to ``oddoctor lint``.
+
+    Each is an :class:`oddoctor.lint.api.LintRule` (made with ``@lint_rule``): an id ``lint.<kebab-slug>``, a
+    bad and a good example, and ``check(module) -> hits``, a pure function of one parsed module of the linted
+    tree (never importing or running it). Cheap: no framework imports. A rule that raises becomes an error
+    naming this plugin; the other rules still run.
     """

@@ -10,12 +10,15 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import pluggy
 
 from oddoctor import hookspecs
 from oddoctor.checks import Check
+
+if TYPE_CHECKING:
+    from oddoctor.lint.api import LintRule
 
 ENTRY_POINT_GROUP = "oddoctor"
 
@@ -144,3 +147,31 @@ def collect_fact_probes(ps: PluginSet) -> list[tuple[str, str, Callable[[], Any]
         for fact, probe in returned.items():
             probes.append((plugin, str(fact), probe))
     return probes
+
+
+def collect_lint_rules(ps: PluginSet) -> list[LintRule]:
+    """Every registered lint rule, each tagged with its plugin's name; failures are in ``ps.errors``."""
+    from oddoctor.lint.api import LintRule
+
+    rules: list[LintRule] = []
+    seen: dict[str, str] = {}
+    for plugin, returned in _call_each(ps, "oddoctor_lint_rules"):
+        try:
+            items = list(returned or [])
+        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
+            ps.errors.append(PluginError(plugin, _describe(e), "oddoctor_lint_rules"))
+            continue
+        for item in items:
+            if not isinstance(item, LintRule):
+                ps.errors.append(PluginError(
+                    plugin, f"returned {type(item).__name__}, not an oddoctor LintRule", "oddoctor_lint_rules"))
+                continue
+            if item.id in seen:
+                ps.errors.append(PluginError(
+                    plugin, f"lint rule id {item.id!r} is already registered by {seen[item.id]}",
+                    "oddoctor_lint_rules"))
+                continue
+            seen[item.id] = plugin
+            item.plugin = plugin
+            rules.append(item)
+    return rules

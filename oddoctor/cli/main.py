@@ -46,6 +46,7 @@ def _register() -> None:
     # Imported here, not at the top, so that each command module stays import-light.
     from oddoctor.cli import check as check_cmd
     from oddoctor.cli import compat, leak_test, migrate
+    from oddoctor.cli import lint as lint_cmd
 
     app.command("check")(check_cmd.check)
     app.command("collect")(check_cmd.collect)
@@ -53,6 +54,7 @@ def _register() -> None:
     app.command("compat")(compat.compat)
     app.command("leak-test")(leak_test.leak_test)
     app.command("migrate")(migrate.migrate)
+    app.command("lint")(lint_cmd.lint)
 
 
 _register()

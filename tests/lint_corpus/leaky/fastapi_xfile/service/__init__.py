@@ -1,0 +1,2 @@
+# ruff: noqa
+# Pattern: see main.py.
