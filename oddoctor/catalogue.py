@@ -83,17 +83,22 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_PATH, help="where to write (docs/checks.md)")
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date; write nothing")
     args = parser.parse_args(argv)
-    text = generate()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
+    return write_or_check(args.output, generate(), check=args.check, regenerate="python -m oddoctor.catalogue")
+
+
+def write_or_check(path: Path, text: str, *, check: bool, regenerate: str) -> int:
+    """Write a generated doc atomically; with ``check``, write nothing and return 1 when ``path`` differs
+    from ``text`` (saying which command regenerates it). Shared by docs/checks.md and docs/lint.md."""
+    if check:
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
         if current != text:
-            print(f"{args.output} is out of date: run python -m oddoctor.catalogue", file=sys.stderr)
+            print(f"{path} is out of date: run {regenerate}", file=sys.stderr)
             return 1
         return 0
     from oddoctor.fsutil import atomic_write_text
 
-    atomic_write_text(args.output, text)
-    print(f"wrote {args.output}", file=sys.stderr)
+    atomic_write_text(path, text)
+    print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

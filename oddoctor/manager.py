@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import pluggy
 
@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from oddoctor.lint.api import LintRule
 
 ENTRY_POINT_GROUP = "oddoctor"
+T = TypeVar("T")
 
 
 @dataclass
@@ -108,33 +109,38 @@ def _call_each(ps: PluginSet, hook_name: str) -> list[tuple[str, Any]]:
     return out
 
 
-def collect_checks(ps: PluginSet) -> list[Check]:
-    """Every registered check, in registration order, each tagged with its plugin's name (collected once)."""
-    if ps.checks is not None:
-        return list(ps.checks)
-    checks: list[Check] = []
+def _collect(ps: PluginSet, hook_name: str, cls: type[T], what: str) -> list[T]:
+    """Every ``cls`` item the plugins return from ``hook_name``, in registration order, each tagged with its
+    plugin's name; a hook that raises, an item of another type and a duplicate id are errors in ``ps.errors``."""
+    items_out: list[T] = []
     seen: dict[str, str] = {}
-    for plugin, returned in _call_each(ps, "oddoctor_checks"):
+    for plugin, returned in _call_each(ps, hook_name):
         try:
             items = list(returned or [])
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
-            ps.errors.append(PluginError(plugin, _describe(e), "oddoctor_checks"))
+            ps.errors.append(PluginError(plugin, _describe(e), hook_name))
             continue
         for item in items:
-            if not isinstance(item, Check):
+            if not isinstance(item, cls):
                 ps.errors.append(PluginError(
-                    plugin, f"returned {type(item).__name__}, not an oddoctor Check", "oddoctor_checks"))
+                    plugin, f"returned {type(item).__name__}, not an oddoctor {cls.__name__}", hook_name))
                 continue
-            if item.id in seen:
+            item_id = item.id  # type: ignore[attr-defined]
+            if item_id in seen:
                 ps.errors.append(PluginError(
-                    plugin, f"check id {item.id!r} is already registered by {seen[item.id]}",
-                    "oddoctor_checks"))
+                    plugin, f"{what} id {item_id!r} is already registered by {seen[item_id]}", hook_name))
                 continue
-            seen[item.id] = plugin
-            item.plugin = plugin
-            checks.append(item)
-    ps.checks = checks
-    return list(checks)
+            seen[item_id] = plugin
+            item.plugin = plugin  # type: ignore[attr-defined]
+            items_out.append(item)
+    return items_out
+
+
+def collect_checks(ps: PluginSet) -> list[Check]:
+    """Every registered check, in registration order, each tagged with its plugin's name (collected once)."""
+    if ps.checks is None:
+        ps.checks = _collect(ps, "oddoctor_checks", Check, "check")
+    return list(ps.checks)
 
 
 def collect_fact_probes(ps: PluginSet) -> list[tuple[str, str, Callable[[], Any]]]:
@@ -153,25 +159,4 @@ def collect_lint_rules(ps: PluginSet) -> list[LintRule]:
     """Every registered lint rule, each tagged with its plugin's name; failures are in ``ps.errors``."""
     from oddoctor.lint.api import LintRule
 
-    rules: list[LintRule] = []
-    seen: dict[str, str] = {}
-    for plugin, returned in _call_each(ps, "oddoctor_lint_rules"):
-        try:
-            items = list(returned or [])
-        except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
-            ps.errors.append(PluginError(plugin, _describe(e), "oddoctor_lint_rules"))
-            continue
-        for item in items:
-            if not isinstance(item, LintRule):
-                ps.errors.append(PluginError(
-                    plugin, f"returned {type(item).__name__}, not an oddoctor LintRule", "oddoctor_lint_rules"))
-                continue
-            if item.id in seen:
-                ps.errors.append(PluginError(
-                    plugin, f"lint rule id {item.id!r} is already registered by {seen[item.id]}",
-                    "oddoctor_lint_rules"))
-                continue
-            seen[item.id] = plugin
-            item.plugin = plugin
-            rules.append(item)
-    return rules
+    return _collect(ps, "oddoctor_lint_rules", LintRule, "lint rule")

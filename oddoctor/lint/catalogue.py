@@ -85,18 +85,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     mode.add_argument("--write", action="store_true", help="rewrite the file")
     mode.add_argument("--check", action="store_true", help="exit 1 if the file is out of date; write nothing")
     args = parser.parse_args(argv)
-    text = generate()
-    if args.check:
-        current = args.output.read_text(encoding="utf-8") if args.output.exists() else ""
-        if current != text:
-            print(f"{args.output} is out of date: run python -m oddoctor.lint.catalogue --write", file=sys.stderr)
-            return 1
-        return 0
-    from oddoctor.fsutil import atomic_write_text
+    from oddoctor.catalogue import write_or_check
 
-    atomic_write_text(args.output, text)
-    print(f"wrote {args.output}", file=sys.stderr)
-    return 0
+    return write_or_check(args.output, generate(), check=args.check,
+                          regenerate="python -m oddoctor.lint.catalogue --write")
 
 
 if __name__ == "__main__":
