@@ -22,7 +22,7 @@ FIX_GRAPH = ("Build tensor_dict (and the mask-reframe ops) once outside the loop
 FIX_SESSIONS = "Open one tf.compat.v1.Session(graph=graph) outside the loop and reuse it"
 NOT_AVAILABLE = "n/a"
 REFRAME_WORDS = {"od_api": "the OD API's own utils_ops.reframe_box_masks_to_image_masks",
-                 "oddoctor": "oddoctor's re-implementation of reframe_box_masks_to_image_masks (OD API not importable)"}
+                 "oddoctor": "oddoctor's re-implementation of reframe_box_masks_to_image_masks"}
 
 
 def verdict_confidence(status: str, confidence: Optional[float]) -> Optional[float]:
@@ -429,7 +429,9 @@ def render_text(report: LeakReport) -> str:
         if mode.stopped.get("message"):
             lines.append(f"{n}: {mode.stopped['message']}")
         if mode.reframe:
-            lines.append(f"{n}: mask reframing built with {REFRAME_WORDS.get(mode.reframe, mode.reframe)}")
+            why = mode.start.get("reframe_why") if isinstance(mode.start, dict) else None
+            lines.append(f"{n}: mask reframing built with {REFRAME_WORDS.get(mode.reframe, mode.reframe)}"
+                         + (f" ({why})" if why else ""))
         for what, p in mode.projection.items():
             seg = f", measured over images {p.segment[0] + 1}-{p.segment[1] + 1}" if p.segment else ""
             lines.append(f"{n}: at this rate the process exhausts free {what} ({_fmt_bytes(p.free_bytes)}) "
