@@ -177,6 +177,25 @@ def test_cross_file_flow_reaches_a_method_through_self_and_a_route(tmp_path, rul
     assert ("model.py", 8, "lint.session-per-item") in ids(report)
 
 
+@pytest.mark.parametrize("register", [
+    "camera.set_frame_callback(on_data)",  # a registering call
+    "camera.pre_callback = on_data",  # a callback attribute (picamera2)
+    "cam.on_frame = on_data",  # an on_<item> hook attribute
+], ids=["call", "callback-attribute", "on-frame-attribute"])
+def test_a_function_registered_as_a_frame_callback_runs_per_item(tmp_path, rules, register):
+    report = lint_text(tmp_path, rules, {"cam.py": f"""\
+        import tensorflow as tf
+        from camera import Camera
+
+        def on_data(buf):
+            return tf.keras.models.load_model("m.h5").predict(buf)
+
+        camera = cam = Camera(0)
+        {register}
+        """})
+    assert ids(report) == [("cam.py", 5, "lint.model-load-per-item")]
+
+
 def test_a_session_made_once_is_not_a_finding(tmp_path, rules):
     report = lint_text(tmp_path, rules, {"ok.py": """\
         import tensorflow.compat.v1 as tf

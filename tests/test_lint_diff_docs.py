@@ -51,6 +51,37 @@ def test_the_printed_patch_applies_with_patch_p1(tmp_path):
     assert (tmp_path / "t.py").read_text() == "".join(patched(src)[1])
 
 
+@pytest.mark.skipif(shutil.which("patch") is None, reason="needs patch(1)")
+def test_a_notebook_patch_applies_and_leaves_a_notebook_without_the_leak(tmp_path):
+    import json
+
+    src = CORPUS / "leaky" / "tutorial_notebook.ipynb"
+    (tmp_path / "nb.ipynb").write_text(src.read_text(encoding="utf-8"), encoding="utf-8")
+    diff = patch_for(tmp_path / "nb.ipynb", "nb.ipynb")
+    assert diff is not None
+    changed = [ln for ln in diff.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+    assert all(ln[1:].startswith('    "') for ln in changed), "only the cell's source lines change"
+    subprocess.run(["patch", "-p1", "-s"], input=diff, text=True, cwd=tmp_path, check=True, timeout=30)
+    nb = json.loads((tmp_path / "nb.ipynb").read_text(encoding="utf-8"))  # still a notebook
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    cell = next(c for c in code if "def run_inference_for_single_image(image, graph):" in c)
+    assert IMPORT in cell and "_detector = LegacyDetector(" in cell and "tf.Session" not in cell
+    assert len(code) == 5 and "%matplotlib inline" in code[0]  # the other cells, magics included, untouched
+    rules = collect_lint_rules(make_plugin_manager())
+    leaks = {"lint.session-per-item", "lint.graph-op-per-item"}
+    assert not [f for f in lint_paths([str(tmp_path)], rules).findings if f.rule in leaks]
+
+
+def test_cli_diff_covers_the_notebooks_of_a_folder(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)  # patch paths are relative to the working directory
+    with pytest.raises(SystemExit) as info:
+        cli_main(["lint", "--diff", str(CORPUS / "leaky")])
+    out = capsys.readouterr().out
+    assert info.value.code == 1
+    assert "+++ b/tests/lint_corpus/leaky/tutorial_notebook.ipynb" in out.replace("\\", "/")
+    assert "+++ b/tests/lint_corpus/leaky/tutorial_loop.py" in out.replace("\\", "/")
+
+
 def test_cli_diff_prints_a_patch_and_exits_1_and_0_when_nothing_to_patch(capsys):
     with pytest.raises(SystemExit) as info:
         cli_main(["lint", "--diff", str(CORPUS / "leaky" / "tutorial_loop.py")])

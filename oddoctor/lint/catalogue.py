@@ -27,7 +27,7 @@ a test fails when this file is out of date).
 `oddoctor lint PATH...` reads Python files, folders and the code cells of `.ipynb` notebooks with `ast` (it never
 imports or runs them) and reports, for each finding, `file:line:col`, the rule id, why it matters there and the
 fix. The linted paths are one program: a Flask/FastAPI/Django/aiohttp/Socket.IO handler, a registered callback
-or a loop that calls a function in another file makes that function run *per item* too. Names resolve through
+(`camera.set_frame_callback(f)`, `picam2.pre_callback = f`) or a loop that calls a function in another file makes that function run *per item* too. Names resolve through
 imports, aliases (`import tensorflow.compat.v1 as tf`, `v1 = tf.compat.v1`, `from tensorflow import Session`)
 and star imports from modules of the tree. A file or notebook cell that does not parse is reported and the
 rest is linted; a fragment that never imports `tf` is read as if it did (and says so). A file that neither
@@ -40,6 +40,7 @@ oddoctor lint --json src/ > lint.json            # one JSON document (schema_ver
 oddoctor lint --format sarif src/ > lint.sarif   # SARIF 2.1.0, for GitHub code scanning
 oddoctor lint --select lint.session-per-item .   # only some rules (ids or prefixes)
 oddoctor lint --diff my_tutorial_copy.py         # a patch from run_inference_for_single_image to LegacyDetector
+oddoctor lint --diff notebooks/ | patch -p1      # notebooks too: the patch is against the .ipynb file itself
 ```
 
 Exit codes: **0** no finding, **1** findings (or a rule that raised: reported as an error naming its plugin, the

@@ -4,18 +4,23 @@ The patch keeps the function's name and signature (callers do not change) and re
 :class:`oddoctor_legacy_tf1.detector.LegacyDetector` made on the first call and reused: one finalized graph,
 one Session with allow_growth, the same ``output_dict``. The model path is the script's own
 ``PATH_TO_FROZEN_GRAPH`` / ``PATH_TO_CKPT`` / ``MODEL_PATH`` when it has one.
+
+In a notebook the cell holding the function is rewritten the same way (the import goes at the top of that cell),
+and the patch is against the ``.ipynb`` file itself, re-written as Jupyter writes it (one-space indented JSON), so
+``patch -p1`` / ``git apply`` apply it.
 """
 
 from __future__ import annotations
 
 import ast
 import difflib
+import json
 import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Optional, Union
 
-from oddoctor.lint.source import iter_files
+from oddoctor.lint.source import blank_magics, iter_files
 
 FUNCTION = "run_inference_for_single_image"
 IMPORT = "from oddoctor_legacy_tf1 import LegacyDetector"
@@ -65,8 +70,8 @@ def replacement(node: FuncDef, model: str) -> list[str]:
 
 
 def patch_for(path: Path, display: Optional[str] = None) -> Optional[str]:
-    """The unified diff for one file, or None when it has no tutorial function that opens a Session."""
-    both = patched(path)
+    """The unified diff for one file or notebook, or None when it has no tutorial function that opens a Session."""
+    both = patched_notebook(path) if path.suffix == ".ipynb" else patched(path)
     if both is None:
         return None
     name = display or str(path)
@@ -80,31 +85,78 @@ def patched(path: Path) -> Optional[tuple[list[str], list[str]]]:
         tree = ast.parse(text)
     except (OSError, SyntaxError, ValueError, UnicodeDecodeError):
         return None
+    new = _rewrite(text, tree, _model_expr(tree), with_import=IMPORT not in text)
+    return None if new is None else (_lines(text), new)
+
+
+def _lines(text: str) -> list[str]:
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines[-1] += "\n"
+    return lines
+
+
+def _rewrite(text: str, tree: ast.Module, model: str, *, with_import: bool) -> Optional[list[str]]:
+    """``text``'s lines with each tutorial function replaced (and the import added), or None when it has none."""
     funcs = [s for s in tree.body if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
              and s.name == FUNCTION and _opens_session(s)]
     if not funcs:
         return None
-    lines = text.splitlines(keepends=True)
-    if lines and not lines[-1].endswith("\n"):
-        lines[-1] += "\n"
-    new = list(lines)
-    model = _model_expr(tree)
+    new = _lines(text)
     for node in sorted(funcs, key=lambda n: n.lineno, reverse=True):
         start = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
         end = node.end_lineno or node.lineno
         new[start:end] = replacement(node, model)
-    if IMPORT not in text:
+    if with_import:
         imports = [s for s in tree.body if isinstance(s, (ast.Import, ast.ImportFrom))]
         at = (imports[-1].end_lineno or imports[-1].lineno) if imports else 0
         new[at:at] = [IMPORT + "\n"]
-    return lines, new
+    return new
+
+
+def patched_notebook(path: Path) -> Optional[tuple[list[str], list[str]]]:
+    """(old lines, new lines) of an ``.ipynb`` whose code cells hold the tutorial's function, else None.
+
+    Cells that do not parse (a magic we do not know, Python 2) are left as they are."""
+    try:
+        raw = path.read_text(encoding="utf-8")
+        nb = json.loads(raw)
+        cells = [c for c in nb.get("cells", []) if isinstance(c, dict) and c.get("cell_type") == "code"]
+    except (OSError, ValueError, UnicodeDecodeError, AttributeError):
+        return None
+    parsed: list[tuple[dict, str, ast.Module]] = []
+    for cell in cells:
+        src = cell.get("source", "")
+        text = "".join(src) if isinstance(src, list) else str(src)
+        try:
+            parsed.append((cell, text, ast.parse(blank_magics(text.splitlines()))))
+        except (SyntaxError, ValueError):
+            continue
+    models = [m for m in (_model_expr(tree) for _c, _t, tree in parsed) if not m.startswith("'")]
+    model = models[0] if models else _model_expr(ast.Module(body=[], type_ignores=[]))
+    needs_import = not any(IMPORT in text for _c, text, _t in parsed)
+    changed = False
+    for cell, text, tree in parsed:
+        new = _rewrite(text, tree, model, with_import=needs_import)
+        if new is None:
+            continue
+        needs_import, changed = False, True
+        joined = "".join(new)
+        if not text.endswith("\n"):  # Jupyter keeps a cell's last line without its newline
+            joined = joined[:-1] if joined.endswith("\n") else joined
+        cell["source"] = joined.splitlines(keepends=True)
+    if not changed:
+        return None
+    indent = len(raw.split("\n", 2)[1]) - len(raw.split("\n", 2)[1].lstrip(" ")) if raw.count("\n") > 1 else 1
+    out = json.dumps(nb, indent=indent or None, ensure_ascii=False) + ("\n" if raw.endswith("\n") else "")
+    return _lines(raw), _lines(out)
 
 
 def tutorial_patches(paths: Iterable[str]) -> list[str]:
-    """Patches for every ``.py`` under ``paths`` that holds the tutorial's leaky function."""
+    """Patches for every ``.py`` and ``.ipynb`` under ``paths`` that holds the tutorial's leaky function."""
     out = []
     for path, _root in iter_files(paths):
-        if path.suffix == ".py":
+        if path.suffix in (".py", ".ipynb"):
             p = patch_for(path, _relative(path))
             if p:
                 out.append(p)

@@ -32,6 +32,8 @@ _ROUTE_DECORATORS = frozenset({"route", "get", "post", "put", "delete", "patch",
 # Calls that register a function passed to them as a per-item handler or callback.
 _REGISTER_CALL = re.compile(r"callback|handler|^add_(url_rule|get|post|put|delete|patch|route|api_route|"
                             r"websocket_route|view)$|^(path|re_path|url|Interface)$", re.IGNORECASE)
+# Attributes that, assigned a function, register it as a per-item callback: picam2.pre_callback = draw.
+_HOOK_ATTR = re.compile(r"callback|handler|^on_(frame|image|message|request|data)$", re.IGNORECASE)
 _REGISTER_KEYWORDS = frozenset({"fn", "callback", "handler", "view_func", "endpoint", "on_frame", "process_frame"})
 _DJANGO_METHODS = frozenset({"get", "post", "put", "patch", "delete"})
 
@@ -89,6 +91,8 @@ class ModuleInfo:
     funcs: dict[str, Func] = field(default_factory=dict)  # qualname -> Func
     top: set[str] = field(default_factory=set)  # names defined at module level (defs, classes)
     calls: list[CallSite] = field(default_factory=list)
+    # `camera.pre_callback = on_frame`: (the function expression, the attribute, the statement's line, scope)
+    hooks: list[tuple[ast.expr, str, int, Optional[Func]]] = field(default_factory=list)
     assumed: set[str] = field(default_factory=set)  # undefined roots taken as convention ("tf")
     bound: set[str] = field(default_factory=set)  # every parameter and assigned name, anywhere
     graph_mode: bool = False
@@ -197,10 +201,13 @@ ModuleView = ModuleInfo  # what a rule's check() receives
 
 
 def _is_loop_over_models(loop: ast.AST) -> bool:
-    if isinstance(loop, (ast.For, ast.AsyncFor, ast.comprehension)):
-        text = ast.unparse(loop.target) + " " + ast.unparse(loop.iter)
-        return bool(_MODEL_LOOP.search(text))
-    return False
+    if not isinstance(loop, (ast.For, ast.AsyncFor, ast.comprehension)):
+        return False
+    verdict = getattr(loop, "_oddoctor_over_models", None)  # kept on the node: one unparse per loop, per tree
+    if verdict is None:
+        verdict = bool(_MODEL_LOOP.search(ast.unparse(loop.target) + " " + ast.unparse(loop.iter)))
+        setattr(loop, "_oddoctor_over_models", verdict)  # noqa: B010 - an attribute ast does not declare
+    return bool(verdict)
 
 
 _LEAVES = (ast.expr_context, ast.operator, ast.boolop, ast.cmpop, ast.unaryop, ast.Constant, ast.alias)
@@ -270,6 +277,9 @@ class _Collector:
             value = node.value  # type: ignore[attr-defined]
             if value.__class__ is ast.Call:
                 self.targets[id(value)] = targets[0]
+            elif (value.__class__ in (ast.Name, ast.Attribute) and targets[0].__class__ is ast.Attribute
+                  and _HOOK_ATTR.search(targets[0].attr)):
+                self.mod.hooks.append((value, targets[0].attr, node.lineno, func))  # type: ignore[attr-defined]
             elif len(targets) == 1 and targets[0].__class__ is ast.Name:
                 d = dotted(value)
                 name = targets[0].id
@@ -340,8 +350,14 @@ class _Collector:
         elif kind is ast.arg:
             self.mod.bound.add(node.arg)  # type: ignore[attr-defined]
             return
-        for child in ast.iter_child_nodes(node):
-            self.visit(child, func, loops, in_default)
+        for name in node._fields:  # ast.iter_child_nodes without its generator: the hot path of big trees
+            sub: object = getattr(node, name, None)
+            if sub.__class__ is list:
+                for item in sub:  # type: ignore[attr-defined]
+                    if isinstance(item, ast.AST):
+                        self.visit(item, func, loops, in_default)
+            elif isinstance(sub, ast.AST):
+                self.visit(sub, func, loops, in_default)
 
     def _def(self, node: FuncNode, func: Optional[Func], loops: tuple[ast.AST, ...], in_default: bool) -> None:
         for d in node.decorator_list:
@@ -523,6 +539,10 @@ class Project:
                     mark(f, why)
             for site in mod.calls:
                 self._registered(site, mark)
+            for expr, attr, line, scope in mod.hooks:
+                hooked = self._function_named(expr, mod, scope)
+                if hooked is not None:
+                    mark(hooked, f"is registered as a per-item callback (`.{attr} =`, {mod.where(line)})")
         # Item functions (a parameter named image/frame) are the weakest seed: handlers win the wording.
         for mod in self.modules:
             for f in mod.funcs.values():
@@ -567,16 +587,22 @@ class Project:
             args.extend(site.node.args)
         args.extend(k.value for k in site.node.keywords if k.arg in _REGISTER_KEYWORDS)
         for a in args:
-            if isinstance(a, (ast.Name, ast.Attribute)):
-                f = self.find_func(site.module.resolve(a), site.module)
-                if f is None and isinstance(a, ast.Attribute) and dotted(a) and dotted(a).startswith("self."):  # type: ignore[union-attr]
-                    owner = site.func
-                    while owner is not None and owner.outer is not None:
-                        owner = owner.outer
-                    if owner is not None and owner.cls:
-                        f = site.module.funcs.get(f"{owner.cls}.{a.attr}")
-                if f is not None:
-                    mark(f, f"is registered as a per-item handler ({term}, {site.module.where(site.node.lineno)})")
+            f = self._function_named(a, site.module, site.func)
+            if f is not None:
+                mark(f, f"is registered as a per-item handler ({term}, {site.module.where(site.node.lineno)})")
+
+    def _function_named(self, expr: ast.expr, mod: ModuleInfo, scope: Optional[Func]) -> Optional[Func]:
+        """The tree function ``expr`` names (``detect``, ``det.run``, ``self.on_frame`` in a method), if any."""
+        if not isinstance(expr, (ast.Name, ast.Attribute)):
+            return None
+        f = self.find_func(mod.resolve(expr), mod)
+        if f is None and isinstance(expr, ast.Attribute) and (dotted(expr) or "").startswith("self."):
+            owner = scope
+            while owner is not None and owner.outer is not None:
+                owner = owner.outer
+            if owner is not None and owner.cls:
+                f = mod.funcs.get(f"{owner.cls}.{expr.attr}")
+        return f
 
 
 def _is_test_module(mod: ModuleInfo) -> bool:

@@ -113,6 +113,11 @@ def read_source(path: Path, root: Path) -> SourceFile:
 _MAGIC = re.compile(r"^\s*[%!]|^\s*\w+\s*=\s*!")
 
 
+def blank_magics(lines: list[str]) -> str:
+    """A notebook cell's code with IPython magics and shell escapes blanked (they are not Python), lines kept."""
+    return "\n".join("" if _MAGIC.match(ln) else ln for ln in lines)
+
+
 def _read_notebook(path: Path, display: str, mod: str, data: bytes) -> SourceFile:
     try:
         nb = json.loads(data)
@@ -128,7 +133,7 @@ def _read_notebook(path: Path, display: str, mod: str, data: bytes) -> SourceFil
         text = "".join(src) if isinstance(src, list) else str(src)
         lines = text.splitlines()
         # IPython magics and shell escapes are not Python: blank them, keeping line numbers.
-        code = "\n".join("" if _MAGIC.match(ln) else ln for ln in lines)
+        code = blank_magics(lines)
         first = len(all_lines) + 1
         cells.append(Cell(index, first, lines))
         all_lines.extend(lines)

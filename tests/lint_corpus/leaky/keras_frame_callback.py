@@ -1,17 +1,20 @@
 # ruff: noqa
-# Pattern: the frame-callback shape of picamera2-style capture loops (a function registered with
-#   `set_frame_callback` and called by the camera for every frame), as in AnneEjsing/Traffic-Data-Anonymisation-
-#   Object-Detection@5a2adab579a5fe4b16a856bd4198e2d958551a3f service.py's per-request model handling; TF2 Keras.
+# Pattern: raspberrypi/picamera2@b223db167d5e9e83fc08101371ab8894eed00040 examples/hailo/detect.py: a function
+#   assigned to `picam2.pre_callback`, which the camera calls for every frame; here, as a TF2 Keras port, the
+#   callback loads the model each time it is called.
 import tensorflow as tf
-from camera import Camera
+from picamera2 import MappedArray, Picamera2
 
-camera = Camera(0)
+picam2 = Picamera2()
 
 
-def on_buffer(buf):
+def draw_plates(request):
     model = tf.keras.models.load_model("plates.h5")  # expect: lint.model-load-per-item
-    return model.predict(buf[None])
+    with MappedArray(request, "main") as m:
+        boxes = model.predict(m.array[None, :, :, :3])
+    return boxes
 
 
-camera.set_frame_callback(on_buffer)
-camera.start()
+picam2.configure(picam2.create_preview_configuration())
+picam2.pre_callback = draw_plates
+picam2.start()
