@@ -25,14 +25,15 @@ Generated from the registered lint rules by `python -m oddoctor.lint.catalogue -
 a test fails when this file is out of date).
 
 `oddoctor lint PATH...` reads Python files, folders and the code cells of `.ipynb` notebooks with `ast` (it never
-imports or runs them) and reports, for each finding, `file:line:col`, the rule id, why it matters there and the
-fix. The linted paths are one program: a Flask/FastAPI/Django/aiohttp/Socket.IO handler, a registered callback
-(`camera.set_frame_callback(f)`, `picam2.pre_callback = f`) or a loop that calls a function in another file makes that function run *per item* too. Names resolve through
-imports, aliases (`import tensorflow.compat.v1 as tf`, `v1 = tf.compat.v1`, `from tensorflow import Session`)
-and star imports from modules of the tree. A file or notebook cell that does not parse is reported and the
-rest is linted; a fragment that never imports `tf` is read as if it did (and says so). A file that neither
-mentions TensorFlow nor imports (through any chain) a module of the tree that does is read but not parsed: no
-built-in rule can fire there (a third-party rule sees every file unless it sets `tensorflow_only=True`).
+imports or runs them) and reports, for each finding, `file:line:col`, the rule id, why it matters there and the fix.
+The linted paths are one program: a Flask/FastAPI/Django/aiohttp/Socket.IO handler, a registered callback
+(`camera.set_frame_callback(f)`, `picam2.pre_callback = f`) or a loop that calls a function in another file makes
+that function run *per item* too. Names resolve through imports, aliases (`import tensorflow.compat.v1 as tf`, `v1 =
+tf.compat.v1`, `from tensorflow import Session`) and star imports from modules of the tree. A file or notebook cell
+that does not parse is reported and the rest is linted; a fragment that never imports `tf` is read as if it did (and
+says so). A file that neither mentions TensorFlow nor imports (through any chain) a module of the tree that does is
+read but not parsed: no built-in rule can fire there (a third-party rule sees every file unless it sets
+`tensorflow_only=True`).
 
 ```
 oddoctor lint app/ notebooks/demo.ipynb          # human: grouped by file, source line, caret, fix
