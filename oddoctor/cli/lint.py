@@ -19,12 +19,15 @@ PathsArg = Annotated[Optional[list[str]], typer.Argument(help="Files, folders or
 FormatOpt = Annotated[Optional[str], typer.Option("--format", help="Output format: human (default), json or sarif.")]
 DiffOpt = Annotated[bool, typer.Option("--diff", help="Print a patch from the tutorial's "
                                                       "run_inference_for_single_image to the LegacyDetector pattern.")]
+JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Processes for a big tree (default: the CPUs "
+                                                                     "this process may use; 1: one process). "
+                                                                     "The report is the same.", min=1)]
 SelectOpt = Annotated[Optional[list[str]], typer.Option("--select", help="Only these rule ids (or id prefixes). "
                                                                          "Repeatable.")]
 
 
 def lint(paths: PathsArg = None, json_out: JsonOpt = False, fmt: FormatOpt = None, diff: DiffOpt = False,
-         select: SelectOpt = None, plugin: PluginOpt = None) -> None:
+         select: SelectOpt = None, plugin: PluginOpt = None, jobs: JobsOpt = None) -> None:
     """Find per-item Sessions, graph ops and model loads in inference code (reads it, never runs it)."""
     from oddoctor.lint.engine import lint_paths
     from oddoctor.lint.source import LintInputError
@@ -48,7 +51,7 @@ def lint(paths: PathsArg = None, json_out: JsonOpt = False, fmt: FormatOpt = Non
 
     errors = [RuleError(e.plugin, "", e.message) for e in ps.errors]
     try:
-        report = lint_paths(paths, rules, errors)
+        report = lint_paths(paths, rules, errors, workers=jobs)
     except LintInputError as e:
         die(str(e))
     if diff:

@@ -7,7 +7,7 @@ import gc
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from oddoctor.lint.api import Finding, LintReport, LintRule, RuleError, Skipped
 from oddoctor.lint.project import ModuleInfo, Project
@@ -49,6 +49,12 @@ def read_tree(paths: Iterable[str], *, tensorflow_only: bool = False) -> tuple[l
     of the tree that does (directly or through other such modules) is read but not parsed: no rule could fire
     in it, and no per-item flow passes through it. A missing path is a LintInputError.
     """
+    kept, total = select_files(paths, tensorflow_only=tensorflow_only)
+    return [read_source(path, root) for path, root in kept], total
+
+
+def select_files(paths: Iterable[str], *, tensorflow_only: bool = False) -> tuple[list[tuple[Path, Path]], int]:
+    """The (file, root) pairs :func:`read_tree` parses, in order, and how many files there were."""
     seen: set[Path] = set()
     found: list[tuple[Path, Path]] = []
     for path, root in iter_files(paths):
@@ -57,7 +63,7 @@ def read_tree(paths: Iterable[str], *, tensorflow_only: bool = False) -> tuple[l
             seen.add(key)
             found.append((path, root))
     if not tensorflow_only:
-        return [read_source(path, root) for path, root in found], len(found)
+        return found, len(found)
     keep: list[bool] = []
     importers: dict[bytes, list[int]] = {}  # an imported name -> the files that import it
     for i, (path, _root) in enumerate(found):
@@ -80,16 +86,17 @@ def read_tree(paths: Iterable[str], *, tensorflow_only: bool = False) -> tuple[l
                 if stem not in seen_stems:
                     seen_stems.add(stem)
                     queue.append(stem)
-    return [read_source(path, root) for (path, root), k in zip(found, keep) if k], len(found)
+    return [pair for pair, k in zip(found, keep) if k], len(found)
 
 
 def lint_sources(sources: list[SourceFile], rules: Sequence[LintRule],
-                 rule_errors: Sequence[RuleError] = (), files: Optional[int] = None) -> LintReport:
+                 rule_errors: Sequence[RuleError] = (), files: Optional[int] = None,
+                 analysed: Optional[dict[int, tuple[ModuleInfo, Any]]] = None) -> LintReport:
     """Lint parsed sources with ``rules``; ``rule_errors`` are the plugins' own load/hook errors."""
     report = LintReport(files=len(sources) if files is None else files, rules=list(rules), errors=list(rule_errors))
     for src in sources:
         report.skipped.extend(src.skipped)
-    project = Project(sources)
+    project = Project(sources, analysed)
     report.skipped.extend(Skipped(src.display, 0, why) for src, why in project.failed)
     failed: set[str] = set()
     for mod in project.modules:
@@ -127,14 +134,25 @@ def _finding(mod: ModuleInfo, rule: LintRule, node: ast.AST, why: str, fix: str 
                    message=why, fix=fix or rule.fix, source_line=text, cell=cell)
 
 
-def lint_paths(paths: Iterable[str], rules: Sequence[LintRule], rule_errors: Sequence[RuleError] = ()) -> LintReport:
-    """Read, parse and lint ``paths`` (files, folders, notebooks); ignore comments applied."""
+def lint_paths(paths: Iterable[str], rules: Sequence[LintRule], rule_errors: Sequence[RuleError] = (), *,
+               workers: Optional[int] = None) -> LintReport:
+    """Read, parse and lint ``paths`` (files, folders, notebooks); ignore comments applied.
+
+    ``workers``: processes to spread a big tree over (None: the CPUs this process may use, for trees large
+    enough to gain; 1: this process only). The report is the same either way."""
     # Thousands of live ASTs make every cyclic-GC pass walk all of them: parsing 10,000 files then costs 5x
     # more. Nothing here makes cycles worth collecting before the end, so collection waits until we are done.
     enabled = gc.isenabled()
     gc.disable()
     try:
-        sources, files = read_tree(paths, tensorflow_only=bool(rules) and all(r.tensorflow_only for r in rules))
+        kept, files = select_files(paths, tensorflow_only=bool(rules) and all(r.tensorflow_only for r in rules))
+        if workers is None or workers > 1:
+            from oddoctor.lint.parallel import lint_in_parallel
+
+            report = lint_in_parallel(kept, files, rules, rule_errors, workers=workers)
+            if report is not None:
+                return report
+        sources = [read_source(path, root) for path, root in kept]
         return lint_sources(sources, rules, rule_errors, files)
     finally:
         if enabled:

@@ -455,7 +455,10 @@ def _finish(mod: ModuleInfo, c: _Collector) -> None:
 class Project:
     """Every parsed module of the linted tree, and which functions run per item."""
 
-    def __init__(self, sources: list[SourceFile]) -> None:
+    def __init__(self, sources: list[SourceFile],
+                 analysed: Optional[dict[int, tuple[ModuleInfo, _Collector]]] = None) -> None:
+        """``analysed``: modules already through :func:`analyse_module`, by ``id()`` of their source (the
+        parallel linter analyses each file where it parsed it)."""
         self.modules: list[ModuleInfo] = []
         self.by_name: dict[str, ModuleInfo] = {}
         self.by_suffix: dict[str, list[ModuleInfo]] = {}  # "detector" and "pkg.detector" for "app.pkg.detector"
@@ -465,7 +468,7 @@ class Project:
             if src.tree is None:
                 continue
             try:
-                mod, c = analyse_module(src)
+                mod, c = analysed[id(src)] if analysed and id(src) in analysed else analyse_module(src)
             except RecursionError:
                 self.failed.append((src, "skipped: nested too deeply to analyse"))
                 continue
