@@ -127,7 +127,8 @@ def _chunks(kept: list[tuple[Path, Path]], n: int) -> list[tuple[int, int]]:
             sizes.append(path.stat().st_size + 512)
         except OSError:
             sizes.append(512)
-    total, out, lo, acc = sum(sizes), [], 0, 0
+    out: list[tuple[int, int]] = []
+    total, lo, acc = sum(sizes), 0, 0
     for i, size in enumerate(sizes):
         acc += size
         if acc >= total * (len(out) + 1) / n and len(out) < n - 1:
