@@ -1,16 +1,15 @@
-"""Build a :class:`Snapshot` of this machine: every probe, plus the plugins' fact probes."""
+"""Build a :class:`Snapshot` of this machine: every probe, plus the plugins' fact probes.
+
+TensorFlow's import in its child process is the slow part of ``oddoctor check``: :func:`start_tf_probe`
+starts it before anything else is imported or probed, and everything else runs while it imports.
+"""
 
 from __future__ import annotations
 
-import datetime
-import json
-import socket
 import threading
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from oddoctor import __version__
-from oddoctor.manager import PluginSet, collect_fact_probes
-from oddoctor.probes import cudalibs, hardware, nvml, packages, system
 from oddoctor.probes import tensorflow as tf_probe
 from oddoctor.snapshot import (
     CudaLibsFacts,
@@ -22,6 +21,9 @@ from oddoctor.snapshot import (
     Snapshot,
     TensorFlowFacts,
 )
+
+if TYPE_CHECKING:
+    from oddoctor.manager import PluginSet
 
 T = TypeVar("T")
 
@@ -35,56 +37,91 @@ def _guarded(errors: list[ProbeError], fact: str, probe: Callable[[], T], unknow
         return unknown
 
 
+class TfProbe:
+    """TensorFlow's probe (its child process), running in a thread of its own from the moment it is made."""
+
+    def __init__(self, *, timeout_s: float = tf_probe.DEFAULT_TIMEOUT_S, python: Optional[str] = None,
+                 progress: Optional[Callable[[str], None]] = None, kernels: bool = False) -> None:
+        (progress or (lambda _msg: None))(f"importing TensorFlow in a child process (timeout {timeout_s:g} s)"
+                                          + (", then running kernels on each device" if kernels else ""))
+        self.errors: list[ProbeError] = []
+        self._box: dict[str, TensorFlowFacts] = {}
+        self._cancel, self._finished = threading.Event(), threading.Event()
+
+        def probe_tf() -> None:
+            try:
+                self._box["facts"] = _guarded(self.errors, "tensorflow", lambda: tf_probe.probe_tensorflow(
+                    timeout_s=timeout_s, python=python, errors=self.errors, cancel=self._cancel, kernels=kernels),
+                    TensorFlowFacts())
+            finally:
+                self._finished.set()
+
+        threading.Thread(target=probe_tf, name="oddoctor-tf-probe", daemon=True).start()
+
+    def wait(self) -> TensorFlowFacts:
+        """The facts, once the probe is done (its errors are in ``errors``); on Ctrl-C or SIGTERM, :meth:`cancel`."""
+        try:
+            while not self._finished.wait(0.2):  # short waits: Ctrl-C and SIGTERM are handled in this thread
+                pass
+        except BaseException:
+            self.cancel()
+            raise
+        return self._box.get("facts", TensorFlowFacts())
+
+    def cancel(self) -> None:
+        """Stop the probe: it kills its child's process group and removes its temp folder. (Not Thread.join: a
+        join that a signal interrupted returns at once ever after.)"""
+        self._cancel.set()
+        self._finished.wait(10)
+
+
+def start_tf_probe(*, timeout_s: float = tf_probe.DEFAULT_TIMEOUT_S, python: Optional[str] = None,
+                   progress: Optional[Callable[[str], None]] = None, kernels: bool = False) -> TfProbe:
+    """Start importing TensorFlow in its child process now (``kernels``: then run small kernels on each device,
+    ``check --active``); hand the result to :func:`collect_snapshot`."""
+    return TfProbe(timeout_s=timeout_s, python=python, progress=progress, kernels=kernels)
+
+
 def collect_snapshot(
     ps: Optional[PluginSet] = None,
     *,
     tf_timeout_s: float = tf_probe.DEFAULT_TIMEOUT_S,
     python: Optional[str] = None,
     progress: Optional[Callable[[str], None]] = None,
+    tf: Optional[TfProbe] = None,
+    kernels: bool = False,
 ) -> Snapshot:
-    """Run every probe. Never raises for a fact about the machine: what could not be told is None,
+    """Run every probe (``tf``: TensorFlow's, started earlier by :func:`start_tf_probe`; ``kernels``: with small
+    real kernels on each device). Never raises for a fact about the machine: what could not be told is None,
     and ``probe_errors`` says why."""
+    import datetime
+    import socket
+
     say = progress or (lambda _msg: None)
-    snap = Snapshot(
-        oddoctor_version=__version__,
-        collected_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        hostname=socket.gethostname(),
-    )
-    errs = snap.probe_errors
     # TensorFlow's import is the slow part: it runs in its child while everything else is probed here.
-    say(f"importing TensorFlow in a child process (timeout {tf_timeout_s:g} s)")
-    tf_errs: list[ProbeError] = []
-    tf_box: dict[str, TensorFlowFacts] = {}
-    cancel, finished = threading.Event(), threading.Event()
-
-    def probe_tf() -> None:
-        try:
-            tf_box["facts"] = _guarded(tf_errs, "tensorflow", lambda: tf_probe.probe_tensorflow(
-                timeout_s=tf_timeout_s, python=python, errors=tf_errs, cancel=cancel), TensorFlowFacts())
-        finally:
-            finished.set()
-
-    tf_thread = threading.Thread(target=probe_tf, name="oddoctor-tf-probe", daemon=True)
-    tf_thread.start()
+    tf = tf or start_tf_probe(timeout_s=tf_timeout_s, python=python, progress=progress, kernels=kernels)
     try:
+        snap = Snapshot(
+            oddoctor_version=__version__,
+            collected_at=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            hostname=socket.gethostname(),
+        )
+        errs = snap.probe_errors
         _probe_the_rest(snap, errs, say)
         if ps is not None:
             _plugin_facts(snap, ps, say)
         say("waiting for the TensorFlow probe")
-        while not finished.wait(0.2):  # short waits: Ctrl-C and SIGTERM are handled in this thread
-            pass
     except BaseException:
-        # The probe kills its child's process group and removes its temp folder. (Not Thread.join: a join that
-        # a signal interrupted returns at once ever after.)
-        cancel.set()
-        finished.wait(10)
+        tf.cancel()
         raise
-    snap.tensorflow = tf_box.get("facts", TensorFlowFacts())
-    errs.extend(tf_errs)
+    snap.tensorflow = tf.wait()
+    errs.extend(tf.errors)
     return snap
 
 
 def _probe_the_rest(snap: Snapshot, errs: list[ProbeError], say: Callable[[str], None]) -> None:
+    from oddoctor.probes import cudalibs, hardware, nvml, packages, system
+
     say("probing platform and Python")
     snap.platform = _guarded(errs, "platform", lambda: system.probe_platform(errors=errs), PlatformFacts())
     snap.python = _guarded(errs, "python", system.probe_python, PythonFacts())
@@ -106,6 +143,10 @@ FACT_PROBE_TIMEOUT_S = 10.0
 
 
 def _plugin_facts(snap: Snapshot, ps: PluginSet, say: Callable[[str], None]) -> None:
+    import json
+
+    from oddoctor.manager import collect_fact_probes
+
     for plugin, fact, probe in collect_fact_probes(ps):
         say(f"collecting fact {fact!r} from plugin {plugin}")
         box: dict[str, Any] = {}

@@ -7,8 +7,11 @@ hook name oddoctor does not define) is recorded against that plugin and the othe
 
 from __future__ import annotations
 
+import functools
 import importlib
-import importlib.metadata
+import os
+import re
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
@@ -57,16 +60,16 @@ def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None 
     ps = PluginSet(pm)
     if entry_points:
         seen: set[str] = set()
-        for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in seen:  # the same distribution seen twice on sys.path
+        for name, value in read_entry_points(ENTRY_POINT_GROUP):
+            if name in seen:  # the same distribution seen twice on sys.path
                 continue
-            seen.add(ep.name)
+            seen.add(name)
             try:
-                plugin = ep.load()
+                plugin = _load(value)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
-                ps.errors.append(PluginError(ep.name, _describe(e), "load"))
+                ps.errors.append(PluginError(name, _describe(e), "load"))
                 continue
-            _register(ps, plugin, ep.name)
+            _register(ps, plugin, name)
     for name in modules or []:
         try:
             plugin = importlib.import_module(name)
@@ -75,6 +78,86 @@ def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None 
             continue
         _register(ps, plugin, name)
     return ps
+
+
+def read_entry_points(group: str) -> list[tuple[str, str]]:
+    """``(name, value)`` of the entry points in ``group``, in the order ``importlib.metadata.entry_points(group=)``
+    lists them (the first distribution of a name on ``sys.path`` wins), read from the ``*.dist-info`` and
+    ``*.egg-info`` folders on ``sys.path`` without importing ``importlib.metadata``, which costs more than the
+    rest of ``oddoctor check --from``'s start-up. Where distributions may come from elsewhere (a zip or an egg
+    on ``sys.path``, an import hook with distributions of its own), ``importlib.metadata`` answers."""
+    import importlib.machinery
+
+    if any(getattr(f, "find_distributions", None) is not None and f is not importlib.machinery.PathFinder
+           for f in sys.meta_path):
+        return _entry_points_from_metadata(group)
+    seen: set[str] = set()
+    out: list[tuple[str, str]] = []
+    for entry in sys.path:
+        root = entry or "."
+        try:
+            children = os.listdir(root)
+        except OSError:
+            if os.path.isfile(root):  # a zip on sys.path
+                return _entry_points_from_metadata(group)
+            continue
+        if root.lower().endswith(".egg"):
+            return _entry_points_from_metadata(group)
+        infos: dict[str, list[str]] = {}  # importlib.metadata's order: by name, each name where first listed
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")):
+                infos.setdefault(_dist_key(low.rpartition(".")[0].partition("-")[0]), []).append(child)
+        for key, folders in infos.items():
+            if key in seen:
+                continue
+            seen.add(key)
+            out.extend(_group_in(os.path.join(root, folders[0], "entry_points.txt"), group))
+    return out
+
+
+def _dist_key(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _group_in(path: str, group: str) -> list[tuple[str, str]]:
+    """The ``name = value`` lines of section ``[group]`` of an ``entry_points.txt`` (none if unreadable)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError):
+        return []
+    out: list[tuple[str, str]] = []
+    section = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            section = line.strip("[]")
+        elif section == group and "=" in line:
+            name, value = line.split("=", 1)
+            out.append((name.strip(), value.strip()))
+    return out
+
+
+def _entry_points_from_metadata(group: str) -> list[tuple[str, str]]:
+    import importlib.metadata
+
+    return [(ep.name, ep.value) for ep in importlib.metadata.entry_points(group=group)]
+
+
+_EP_VALUE = re.compile(r"(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$")
+
+
+def _load(value: str) -> object:
+    """What an entry point's ``module[:attr.attr]`` names (``importlib.metadata.EntryPoint.load``)."""
+    match = _EP_VALUE.match(value)
+    if match is None:
+        raise ValueError(f"entry point {value!r} is not 'module' or 'module:attribute'")
+    __import__(match.group("module"))  # not importlib.import_module: `python -X importtime` sees this one
+    module = sys.modules[match.group("module")]
+    return functools.reduce(getattr, filter(None, (match.group("attr") or "").split(".")), module)
 
 
 def _register(ps: PluginSet, plugin: object, name: str) -> None:

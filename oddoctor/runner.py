@@ -6,7 +6,6 @@ import contextlib
 import os
 import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from typing import Any, Optional, Protocol, TypeVar
 
@@ -76,6 +75,8 @@ def _run_one(chk: Check, snap: Snapshot, ctx: Context) -> tuple[list[Result], bo
         try:
             box["value"] = chk(snap, ctx)
         except BaseException as e:  # noqa: BLE001 - a check that raises is broken, reported as error
+            import traceback  # only here: it costs more to import than most checks take to run
+
             box["exc"] = e
             box["tb"] = traceback.format_exc(limit=-3)
 

@@ -179,6 +179,18 @@ class Distribution:
 
 
 @dataclass
+class KernelRun:
+    """One small real kernel run by ``check --active`` on one device (twice: the first call includes start-up)."""
+
+    device: Optional[str] = None  # "/device:GPU:0", "/device:CPU:0"
+    kernel: Optional[str] = None  # "conv2d" (cuDNN), "matmul" (cuBLAS), "crop_and_resize", "non_max_suppression"
+    ok: Optional[bool] = None  # None: not run (time budget spent, or the probe died first)
+    error: Optional[str] = None  # TensorFlow's exception, "InternalError: Blas GEMM launch failed ..."
+    first_s: Optional[float] = None  # the first call: cuDNN/cuBLAS start-up, autotuning, a PTX JIT compile
+    second_s: Optional[float] = None  # the same call again: the kernel itself
+
+
+@dataclass
 class TensorFlowFacts:
     installed: Optional[bool] = None  # a tensorflow distribution is installed (read from metadata)
     distribution: Optional[str] = None  # "tensorflow", "tensorflow-cpu", "tensorflow-gpu", ...
@@ -194,6 +206,8 @@ class TensorFlowFacts:
     #: Whether the Object Detection API (``object_detection``) imports beside this TensorFlow.
     od_api_importable: Optional[bool] = None
     od_api_error: Optional[str] = None
+    #: ``check --active``: the kernels run on each device after the import; None: not run (no --active).
+    kernels: Optional[list[KernelRun]] = None
 
 
 @dataclass

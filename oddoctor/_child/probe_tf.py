@@ -10,6 +10,7 @@ API is imported too, where it is installed: whether it imports beside this Tenso
 """
 
 import json
+import os
 import re
 import sys
 import time
@@ -28,21 +29,21 @@ def _err(e):
 
 
 def _installed(names):
-    """Normalised name -> version of the distributions in ``names`` this interpreter sees; None if unknown."""
+    """Normalised name -> version of the distributions in ``names`` this interpreter sees; None if unknown.
+
+    Looked up by name (the first on sys.path wins): reading every installed distribution's metadata costs
+    more than a tenth of a second in a full environment, all of it before TensorFlow's import starts."""
     try:
         import importlib.metadata as md
     except ImportError:  # Python < 3.8
         return None
     found = {}
     try:
-        for dist in md.distributions():
+        for name in sorted(names):
             try:
-                name = re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower()
-                version = dist.version
-            except Exception:  # noqa: BLE001 - one broken METADATA must not hide the others
+                found[re.sub(r"[-_.]+", "-", name).lower()] = md.distribution(name).version
+            except Exception:  # noqa: BLE001 - not installed, or one broken METADATA: the others still count
                 continue
-            if name in names and name not in found:
-                found[name] = version
     except Exception:  # noqa: BLE001
         return None
     return found
@@ -75,6 +76,28 @@ def _probe_od_api(facts):
         return
     facts["od_api_importable"] = True
     facts["od_api_error"] = None
+
+
+def _probe_kernels(tf, facts, out):
+    """Run the small real kernels (kernels.py, beside this file); each record is written before its kernel
+    runs, so a kernel that kills the process is named by the record it left unfinished."""
+    facts["stage"] = "kernels"
+    facts["kernels"] = []
+    _write(out, facts)
+    try:
+        import kernels  # this folder is sys.path[0]: the file is run by path
+    except Exception as e:  # noqa: BLE001
+        facts["kernels_error"] = _err(e)
+        return
+    try:
+        for rec in kernels.iter_kernels(tf):
+            if rec["ok"] is None and rec["error"] is None:
+                facts["kernels"].append(rec)  # about to run: the unfinished record is what a crash leaves
+            else:
+                facts["kernels"][-1] = rec
+            _write(out, facts)
+    except Exception as e:  # noqa: BLE001 - listing the devices failed: a fact
+        facts["kernels_error"] = _err(e)
 
 
 def main(out, tf_names):
@@ -127,6 +150,8 @@ def main(out, tf_names):
         facts["stage"] = "od_api"
         _write(out, facts)
         _probe_od_api(facts)
+    if os.environ.get("ODDOCTOR_PROBE_KERNELS") == "1":  # check --active
+        _probe_kernels(tf, facts, out)
     facts["stage"] = "done"
     _write(out, facts)
     return 0

@@ -13,9 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated, Any, Callable, NoReturn, Optional, TextIO
-
-import typer
+from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, TextIO
 
 from oddoctor import units
 
@@ -23,13 +21,64 @@ EXIT_OK = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show details under each result.")]
-StrictOpt = Annotated[bool, typer.Option("--strict", help="Treat warnings as failures (exit 1).")]
-PluginOpt = Annotated[
-    Optional[list[str]],
-    typer.Option("--plugin", "-p", help="Load one more plugin module (dotted name). Repeatable."),
-]
+
+class _TyperOnDemand:
+    """Stands for the ``typer`` module and imports it on first use: importing Typer costs more than
+    ``check --from`` itself, and ``check`` with plain options runs without it (``main._fast_check``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        import typer
+
+        return getattr(typer, name)
+
+
+#: ``typer`` for modules that must import without it (option annotations are strings, read when the app is built).
+typer_on_demand: Any = _TyperOnDemand()
+
+if TYPE_CHECKING:  # what the aliases below are to a type checker; at run time ``__getattr__`` makes them
+    JsonOpt = bool
+    VerboseOpt = bool
+    StrictOpt = bool
+    PluginOpt = Optional[list[str]]
+    IdsOpt = Optional[list[str]]
+    TfTimeoutOpt = float
+    ActiveOpt = bool
+
+
+def _option_aliases() -> dict[str, Any]:
+    import typer
+
+    return {
+        "JsonOpt": Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")],
+        "VerboseOpt": Annotated[bool, typer.Option("--verbose", "-v", help="Show details under each result.")],
+        "StrictOpt": Annotated[bool, typer.Option("--strict", help="Treat warnings as failures (exit 1).")],
+        "PluginOpt": Annotated[
+            Optional[list[str]],
+            typer.Option("--plugin", "-p", help="Load one more plugin module (dotted name). Repeatable."),
+        ],
+        "IdsOpt": Annotated[Optional[list[str]], typer.Option(help="Comma-separated check ids or id prefixes.")],
+        "TfTimeoutOpt": Annotated[
+            float,
+            typer.Option("--tf-timeout", min=1.0, help="Seconds the child process may take to import TensorFlow."),
+        ],
+        "ActiveOpt": Annotated[
+            bool,
+            typer.Option("--active", help="After the import, run a conv2d (cuDNN), a matmul (cuBLAS), crop_and_resize "
+                         "and non-max suppression on each visible GPU (or the CPU), timing the first call: failures "
+                         "that only show at the first kernel. Within --tf-timeout."),
+        ],
+    }
+
+
+def __getattr__(name: str) -> Any:
+    """The shared option aliases (``JsonOpt`` ...), made with Typer on first use, so that importing this module
+    does not import Typer."""
+    if name.endswith("Opt"):
+        aliases = _option_aliases()
+        if name in aliases:
+            globals().update(aliases)
+            return aliases[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class UsageError(Exception):
@@ -85,6 +134,8 @@ state = State()
 
 def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """Print ``oddoctor: error: message`` on stderr and exit (no traceback)."""
+    import typer
+
     print(f"oddoctor: error: {message}", file=sys.stderr)
     raise typer.Exit(code)
 

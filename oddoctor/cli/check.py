@@ -1,4 +1,8 @@
-"""`oddoctor check`, `oddoctor collect` and `oddoctor checks`."""
+"""`oddoctor check`, `oddoctor collect` and `oddoctor checks`.
+
+Importing this module does not import Typer (``main._fast_check`` runs ``check`` without it): option
+annotations are strings that Typer reads when it builds the app, and ``typer`` here imports on first use.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,15 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
-import typer
+from oddoctor.cli import _common
+from oddoctor.cli._common import UsageError, emit_json, finite_float, parse_size, use_color
 
 if TYPE_CHECKING:
+    import typer
+
     from oddoctor.manager import PluginSet
-
-from oddoctor.cli._common import (
-    JsonOpt,
-    PluginOpt,
-    StrictOpt,
-    UsageError,
-    VerboseOpt,
-    emit_json,
-    finite_float,
-    parse_size,
-    use_color,
-)
-
-FromOpt = Annotated[
-    Optional[Path],
-    typer.Option("--from", help="Diagnose a snapshot file written by `oddoctor collect` (- for stdin) "
-                 "instead of this machine.", dir_okay=False),
-]
-TfTimeoutOpt = Annotated[
-    float, typer.Option("--tf-timeout", min=1.0, help="Seconds the child process may take to import TensorFlow.")
-]
-IdsOpt = Annotated[Optional[list[str]], typer.Option(help="Comma-separated check ids or id prefixes.")]
+else:
+    from oddoctor.cli._common import typer_on_demand as typer
 
 
 def _split(values: Optional[list[str]]) -> Optional[list[str]]:
@@ -64,13 +51,17 @@ def _progress_fn():
 
 
 def check(
-    from_file: FromOpt = None,
-    json_out: JsonOpt = False,
-    verbose: VerboseOpt = False,
-    strict: StrictOpt = False,
-    only: IdsOpt = None,
-    skip: IdsOpt = None,
-    plugin: PluginOpt = None,
+    from_file: Annotated[
+        Optional[Path],
+        typer.Option("--from", help="Diagnose a snapshot file written by `oddoctor collect` (- for stdin) "
+                     "instead of this machine.", dir_okay=False),
+    ] = None,
+    json_out: _common.JsonOpt = False,
+    verbose: _common.VerboseOpt = False,
+    strict: _common.StrictOpt = False,
+    only: _common.IdsOpt = None,
+    skip: _common.IdsOpt = None,
+    plugin: _common.PluginOpt = None,
     min_vram: Annotated[
         Optional[str], typer.Option("--min-vram", help="Free GPU memory the job needs, e.g. 8GiB or 500MB.")
     ] = None,
@@ -90,28 +81,57 @@ def check(
                                     help="Judge the machine for this TensorFlow release (e.g. 2.15) instead of the "
                                          "installed one: before an install or an upgrade.")
     ] = None,
-    tf_timeout: TfTimeoutOpt = 60.0,
+    tf_timeout: _common.TfTimeoutOpt = 60.0,
+    model: Annotated[
+        Optional[Path], typer.Option("--model", help="Judge free GPU memory against this model's need at --batch "
+                                     "and --image-size (measured now with `oddoctor budget`'s method).")
+    ] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size for --model / --budget-from.")] = None,
+    image_size: Annotated[
+        Optional[str], typer.Option("--image-size", help="Image size WIDTHxHEIGHT for --model / --budget-from.")
+    ] = None,
+    budget_from: Annotated[
+        Optional[Path], typer.Option("--budget-from", help="Use the figures of `oddoctor budget --json` output "
+                                     "instead of measuring --model.", dir_okay=False)
+    ] = None,
+    active: _common.ActiveOpt = False,
 ) -> None:
     """Diagnose this machine (or a snapshot) before training or serving.
 
     Exit 0: nothing failed. 1: a check failed or errored (--strict: or warned). 2: bad usage or input.
     """
     from oddoctor.checks import Context
-    from oddoctor.manager import make_plugin_manager
-    from oddoctor.render import render_human, render_json
-    from oddoctor.runner import run_checks
-    from oddoctor.snapshot import SnapshotError, load_snapshot
 
     finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
     if cpu and gpu:
         raise UsageError("--cpu and --gpu contradict each other: give one")
+    if active and from_file is not None:
+        raise UsageError("--active runs kernels on this machine: it does not go with --from (collect the snapshot "
+                         "with `oddoctor collect --active`)")
     if log is not None and str(log) == "-" and from_file is not None and str(from_file) == "-":
         raise UsageError("--from - and --log - both want stdin: give one of them as a file")
     ctx = Context(min_vram_bytes=parse_size(min_vram) if min_vram else None, cpu_only=cpu, expect_gpu=gpu,
                   target_tf=_tf_release(tf) if tf else None)
     user_log = read_log(log) if log is not None else None
-    ps = make_plugin_manager(modules=plugin)
+    model_budget = _model_budget(model, batch, image_size, budget_from, tf_timeout)
+    tf_run = None
+    if from_file is None:  # TensorFlow's import is the slow part: its child starts before anything else loads
+        from oddoctor.collect import start_tf_probe
+
+        tf_run = start_tf_probe(timeout_s=tf_timeout, progress=_progress_fn(), kernels=active)
+    try:
+        from oddoctor.manager import make_plugin_manager
+        from oddoctor.render import render_human, render_json
+        from oddoctor.runner import run_checks
+
+        ps = make_plugin_manager(modules=plugin)
+    except BaseException:
+        if tf_run is not None:
+            tf_run.cancel()
+        raise
     if from_file is not None:
+        from oddoctor.snapshot import SnapshotError, load_snapshot
+
         try:
             snap = load_snapshot(from_file)
         except SnapshotError as e:
@@ -120,11 +140,15 @@ def check(
     else:
         from oddoctor.collect import collect_snapshot
 
-        snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn())
+        snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn(), tf=tf_run)
         origin = "this machine"
     if user_log is not None:
         snap.user_log = [*snap.user_log, *user_log]
         origin += f" with log {log}"
+    if model_budget is not None:
+        from oddoctor.budget.facts import FACT
+
+        snap.extra[FACT] = model_budget
     if ctx.target_tf:
         origin += f", judged for TensorFlow {ctx.target_tf} (--tf)"
     only_ids, skip_ids = _split(only), _split(skip)
@@ -140,7 +164,49 @@ def check(
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    raise typer.Exit(code)
+    raise SystemExit(code)  # not typer.Exit: the fast path runs without Typer, and Typer passes this on as is
+
+
+def _model_budget(model: Optional[Path], batch: Optional[int], image_size: Optional[str],
+                  budget_from: Optional[Path], timeout: float) -> Optional[dict]:
+    """The ``model_budget`` fact for ``--model``/``--budget-from`` (measured or read), or None without them."""
+    if model is None and budget_from is None:
+        if batch is not None or image_size is not None:
+            raise UsageError("--batch and --image-size go with --model or --budget-from")
+        return None
+    if batch is None or image_size is None:
+        raise UsageError("--model / --budget-from need --batch N and --image-size WIDTHxHEIGHT")
+    from oddoctor.budget import facts
+    from oddoctor.budget.spec import MAX_BATCH, parse_image_sizes
+
+    if not 1 <= batch <= MAX_BATCH:
+        raise UsageError(f"--batch must be from 1 to {MAX_BATCH}, not {batch}")
+    try:
+        sizes = parse_image_sizes(image_size)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    if len(sizes) != 1:
+        raise UsageError(f"--image-size {image_size}: give one size")
+    (height, width), = sizes
+    if budget_from is not None:
+        try:
+            fact = facts.read_budget_file(budget_from)
+        except facts.BudgetFactError as e:
+            raise UsageError(str(e)) from None
+    else:
+        from oddoctor.cli.budget import parse_model
+
+        path = parse_model(model)  # type: ignore[arg-type]
+        progress = _progress_fn()
+        if progress is not None:
+            progress(f"measuring {path} at batches 1, 2, 4 ({width}x{height}), one fresh process each")
+        from oddoctor.budget.api import BudgetInputError
+
+        try:
+            fact = facts.measure_fact(path, height, width, timeout_s=max(timeout, 120.0))
+        except BudgetInputError as e:
+            raise UsageError(f"--model {model}: {e}") from None
+    return facts.with_request(fact, batch, height, width)
 
 
 def _tf_release(text: str) -> str:
@@ -185,8 +251,9 @@ def collect(
         Optional[Path], typer.Option("--output", "-o", help="Write the snapshot here (default: stdout).",
                                      dir_okay=False)
     ] = None,
-    plugin: PluginOpt = None,
-    tf_timeout: TfTimeoutOpt = 60.0,
+    plugin: _common.PluginOpt = None,
+    tf_timeout: _common.TfTimeoutOpt = 60.0,
+    active: _common.ActiveOpt = False,
 ) -> None:
     """Write a JSON snapshot of this machine's facts, to diagnose here or elsewhere with `check --from`."""
     from oddoctor.collect import collect_snapshot
@@ -194,7 +261,7 @@ def collect(
 
     finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
     ps = make_plugin_manager(modules=plugin)
-    snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn())
+    snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn(), kernels=active)
     if output is None:
         sys.stdout.write(snap.to_json())
         return
@@ -205,7 +272,7 @@ def collect(
     print(f"oddoctor: snapshot written to {output}", file=sys.stderr)
 
 
-def list_checks(json_out: JsonOpt = False, plugin: PluginOpt = None) -> None:
+def list_checks(json_out: _common.JsonOpt = False, plugin: _common.PluginOpt = None) -> None:
     """List every registered check: id, plugin, description."""
     from oddoctor.manager import collect_checks, make_plugin_manager
 

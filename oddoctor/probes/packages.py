@@ -5,7 +5,6 @@ Read from metadata only (``importlib.metadata``, ``conda-meta/*.json``): nothing
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
 import re
@@ -42,6 +41,8 @@ def normalise(name: str) -> str:
 
 def installed(path: Optional[list[str]] = None) -> dict[str, str]:
     """Every installed distribution, normalised name -> version; the first on ``path`` (``sys.path``) wins."""
+    import importlib.metadata  # here, not at the top: `check` starts TensorFlow's child before it needs this
+
     found: dict[str, str] = {}
     dists = importlib.metadata.distributions() if path is None else importlib.metadata.distributions(path=path)
     for dist in dists:

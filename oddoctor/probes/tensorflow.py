@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 from oddoctor.childproc import Cancelled, run_child
 from oddoctor.probes.packages import TF_DISTRIBUTIONS, tf_distributions
-from oddoctor.snapshot import Distribution, ProbeError, ProbeOutcome, TensorFlowFacts, TfGpu
+from oddoctor.snapshot import Distribution, KernelRun, ProbeError, ProbeOutcome, TensorFlowFacts, TfGpu
 
 __all__ = [
     "DEFAULT_TIMEOUT_S", "TF_DISTRIBUTIONS", "Cancelled", "TensorFlowFacts", "installed_distribution",
@@ -54,8 +54,10 @@ def installed_distribution() -> tuple[Optional[str], Optional[str]]:
 
 def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str] = None,
                      errors: Optional[list[ProbeError]] = None,
-                     cancel: Optional[threading.Event] = None) -> TensorFlowFacts:
+                     cancel: Optional[threading.Event] = None, kernels: bool = False) -> TensorFlowFacts:
     """Import TensorFlow in a child process (``python`` or this interpreter) and record what happened.
+
+    ``kernels`` (``check --active``): then run small real kernels on each device (``_child/kernels.py``).
 
     Never raises (but Ctrl-C). The distributions are those the child's interpreter sees; facts the child
     did not get to (build info, GPUs) stay None with a :class:`ProbeError` in ``errors`` saying why.
@@ -63,20 +65,19 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str]
     facts = TensorFlowFacts()
     outcome = ProbeOutcome(ran=True, timeout_s=timeout_s)
     facts.probe = outcome
-    if python is None or os.path.realpath(python) == os.path.realpath(sys.executable):
-        try:
-            _set_distributions(facts, tf_distributions())
-        except Exception as e:  # noqa: BLE001 - unreadable metadata: the child may still tell
-            _note(errors, "tensorflow.distributions", f"could not read installed distributions: {_err(e)}")
+    same_python = python is None or os.path.realpath(python) == os.path.realpath(sys.executable)
     env = dict(os.environ)
     env["TF_CPP_MIN_LOG_LEVEL"] = "0"  # we want the INFO lines ("Ignoring visible gpu device ...")
     env.setdefault("PYTHONUNBUFFERED", "1")
+    env["ODDOCTOR_PROBE_KERNELS"] = "1" if kernels else "0"
     data: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="oddoctor-tf-") as tmp:
         out = Path(tmp) / "facts.json"
         child = run_child([python or sys.executable, str(CHILD), str(out), *TF_DISTRIBUTIONS],
                           timeout_s=timeout_s, env=env, cancel=cancel, merge_stderr=True)
         if child.start_error is not None:
+            if same_python:
+                _distributions_here(facts, errors)
             outcome.ran = False
             outcome.error = f"could not start the TensorFlow probe: {child.start_error}"
             _note(errors, "tensorflow", outcome.error)
@@ -95,8 +96,19 @@ def probe_tensorflow(timeout_s: float = DEFAULT_TIMEOUT_S, python: Optional[str]
                 data = loaded if isinstance(loaded, dict) else {}
             except (OSError, UnicodeDecodeError, json.JSONDecodeError):
                 data = {}
+    if same_python and not isinstance(data.get("distributions"), list):
+        _distributions_here(facts, errors)  # the child did not get to say: what this process reads
     _apply(facts, outcome, data, errors)
     return facts
+
+
+def _distributions_here(facts: TensorFlowFacts, errors: Optional[list[ProbeError]]) -> None:
+    """The TensorFlow distributions as this process reads them (the child's own list, when it wrote one, is the
+    truth for it, and costs nothing while TensorFlow's import is the critical path)."""
+    try:
+        _set_distributions(facts, tf_distributions())
+    except Exception as e:  # noqa: BLE001 - unreadable metadata: the child may still tell
+        _note(errors, "tensorflow.distributions", f"could not read installed distributions: {_err(e)}")
 
 
 def _set_distributions(facts: TensorFlowFacts, dists: list[Distribution]) -> None:
@@ -142,6 +154,10 @@ def _apply(facts: TensorFlowFacts, outcome: ProbeOutcome, data: dict[str, Any],
     elif died and stage == "od_api":  # importing object_detection took the process down
         facts.od_api_importable = False
         facts.od_api_error = outcome.error
+    if isinstance(data.get("kernels"), list):
+        facts.kernels = _kernel_runs(data["kernels"], outcome, bool(died))
+        if data.get("kernels_error"):
+            _note(errors, "tensorflow.kernels", str(data["kernels_error"]))
     if not facts.importable:
         _note(errors, "tensorflow", outcome.error or "TensorFlow did not import")
         return
@@ -150,6 +166,23 @@ def _apply(facts: TensorFlowFacts, outcome: ProbeOutcome, data: dict[str, Any],
                       ("gpus", "list_devices_error")):
         if getattr(facts, fact) is None:
             _note(errors, f"tensorflow.{fact}", data.get(key) or why or f"the TensorFlow probe did not report {fact}")
+
+
+def _kernel_runs(records: list[Any], outcome: ProbeOutcome, died: bool) -> list[KernelRun]:
+    """The child's kernel records; the one it left unfinished took the process down (or hung) with it."""
+    runs = []
+    for rec in records:
+        if not isinstance(rec, dict):
+            continue
+        run = KernelRun(device=rec.get("device"), kernel=rec.get("kernel"), ok=rec.get("ok"), error=rec.get("error"),
+                        first_s=rec.get("first_s"), second_s=rec.get("second_s"))
+        if run.ok is None and run.error is None and died:
+            tail = " | ".join(ln.strip() for ln in outcome.stderr_tail[-3:] if ln.strip())
+            run.ok = None if outcome.timed_out else False
+            run.error = (f"not finished: {outcome.error}" if outcome.timed_out
+                         else f"{outcome.error}" + (f"; its last words: {tail}" if tail else ""))
+        runs.append(run)
+    return runs
 
 
 def _note(errors: Optional[list[ProbeError]], fact: str, error: str) -> None:

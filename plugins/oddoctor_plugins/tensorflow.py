@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from packaging.version import Version
 
 from oddoctor import compat, hookimpl
 from oddoctor.checks import Check, Context, Result, check, fail, ok, skip, unknown, warn
 from oddoctor.compat import logs
-from oddoctor.snapshot import Snapshot
+from oddoctor.snapshot import KernelRun, Snapshot
+from oddoctor.units import format_bytes
 from oddoctor_plugins._advice import (
+    JIT_CACHE,
     LINUX,
     View,
+    cc_fix,
     dirname,
     gpu_expected,
     gpu_gate,
     install_fix,
     installed_tf_gate,
+    memory_fix,
     newest_for_this_machine,
     pip_tf,
     view,
@@ -250,7 +256,152 @@ def tf_gpu_libs_loaded(snap: Snapshot, ctx: Context) -> Result:
                     "give that log to oddoctor check --log", details=details)
 
 
-CHECKS: list[Check] = [tf_importable, tf_cuda_build, tf_cpu_build_with_gpu, tf_gpu_libs_loaded]
+# --- check --active: what the first real kernels said ----------------------------------------------------------
+# TensorFlow's words when a GPU library cannot start at the first kernel, with the reports they come from.
+#: cuDNN could not start: a cuDNN that does not fit, or no GPU memory left for its workspace (tensorflow#24828,
+#: #36025, #34518: "Failed to get convolution algorithm. This is probably because cuDNN failed to initialize";
+#: tensorflow#18656: "could not create cudnn handle: CUDNN_STATUS_NOT_INITIALIZED" beside CUDA_ERROR_OUT_OF_MEMORY;
+#: tensorflow#60913: "DNN library initialization failed" after "Loaded runtime CuDNN library: 9.1.0 but source was
+#: compiled with: 9.3.0").
+CUDNN_START = ("Failed to get convolution algorithm", "CUDNN_STATUS_NOT_INITIALIZED", "CUDNN_STATUS_INTERNAL_ERROR",
+               "CUDNN_STATUS_ALLOC_FAILED", "could not create cudnn handle", "DNN library initialization failed")
+#: cuBLAS could not start (tensorflow#34069 "InternalError: Blas GEMM launch failed", cured by closing the other
+#: notebooks holding the GPU; matterport/Mask_RCNN#2469 "Blas SGEMM launch failed").
+CUBLAS_START = ("Blas GEMM launch failed", "Blas SGEMM launch failed", "Blas GEMV launch failed",
+                "CUBLAS_STATUS_NOT_INITIALIZED", "CUBLAS_STATUS_ALLOC_FAILED")
+#: Out of GPU memory before a small kernel could run (tensorflow#18656: "failed to allocate 7.20G (7730940928
+#: bytes) from device: CUDA_ERROR_OUT_OF_MEMORY").
+OUT_OF_MEMORY = ("CUDA_ERROR_OUT_OF_MEMORY", "out of memory", "OOM when allocating", "ResourceExhaustedError")
+#: The first call of a kernel this much slower than the second, and at least JIT_FIRST_S seconds: compiled from
+#: PTX by the driver at run time (tensorflow#42467: "TF 2.3 includes PTX kernels only for compute capability 7.0").
+JIT_RATIO, JIT_FIRST_S = 20.0, 5.0
+#: A one-line way to run each kernel alone with TensorFlow's log on, for a failure nobody recognises.
+_REPRODUCE = {
+    "conv2d": "print(tf.nn.conv2d(tf.ones([1, 8, 8, 1]), tf.ones([3, 3, 1, 1]), 1, 'SAME').shape)",
+    "matmul": "print(tf.linalg.matmul(tf.ones([64, 64]), tf.ones([64, 64])).shape)",
+    "crop_and_resize": "print(tf.image.crop_and_resize(tf.ones([1, 8, 8, 1]), [[0., 0., 1., 1.]], [0], [4, 4]).shape)",
+    "non_max_suppression": "print(tf.image.non_max_suppression([[0., 0., 1., 1.]], [0.9], 1).numpy())",
+}
+
+
+def _device_id(device: str) -> str:
+    kind, _, index = device.rpartition("/device:")[2].partition(":")
+    return f"{kind.lower()}{index}" if kind.upper() == "GPU" else kind.lower() or "device"
+
+
+def _kernel_text(runs: list[KernelRun]) -> str:
+    return ", ".join(f"{r.kernel} {r.first_s * 1000:.0f} ms first, {r.second_s * 1000:.1f} ms then"
+                     for r in runs if r.first_s is not None and r.second_s is not None)
+
+
+@check(id="tf.kernels", title="Real kernels run on each device (check --active)", timeout_s=10.0)
+def tf_kernels(snap: Snapshot, ctx: Context) -> Result | list[Result]:
+    """With --active: conv2d, matmul, crop_and_resize and non-max suppression run on each visible GPU (or the CPU).
+
+    The conv2d goes through cuDNN and the matmul through cuBLAS on a GPU; each runs twice, and the first call's
+    time includes start-up (a PTX JIT compile shows as seconds).
+
+    Typical fix: memory growth when cuDNN or cuBLAS cannot start, a TensorFlow with code for the GPU when there is
+    no kernel image, CUDA_CACHE_MAXSIZE when the first call is a JIT compile.
+    """
+    tf = snap.tensorflow
+    if tf.kernels is None:
+        if tf.importable is False:
+            return skip("TensorFlow does not import (see tf.importable): no kernel could run")
+        return skip("kernels not run: `oddoctor check --active` runs a conv2d, a matmul, crop_and_resize and "
+                    "non-max suppression on each device")
+    if not tf.kernels:
+        return fail("--active ran no kernel: TensorFlow listed no device",
+                    fix="Run python -c \"import tensorflow as tf; print(tf.config.list_logical_devices())\" to see "
+                        "TensorFlow's own log of why")
+    v = view(snap)
+    by_device: dict[str, list[KernelRun]] = {}
+    for run in tf.kernels:
+        by_device.setdefault(run.device or "unknown device", []).append(run)
+    return [_judge_device(v, device, runs) for device, runs in by_device.items()]
+
+
+def _judge_device(v: View, device: str, runs: list[KernelRun]) -> Result:
+    rid = f"tf.kernels.{_device_id(device)}"
+    details: dict[str, object] = {"device": device, "kernels": [
+        {"kernel": r.kernel, "ok": r.ok, "first_s": r.first_s, "second_s": r.second_s, "error": r.error}
+        for r in runs]}
+    failed = [r for r in runs if r.ok is False]
+    if failed:
+        return _judge_failure(v, device, failed[0], len(failed), details, rid)
+    not_run = [r for r in runs if r.ok is None]
+    if not_run:
+        why = not_run[0].error or "the probe stopped before it"
+        return warn(f"{device}: {len(not_run)} kernel(s) not run ({why}); "
+                    + (_kernel_text(runs) or "none ran"), fix="Raise --tf-timeout so every kernel gets to run",
+                    details=details, id=rid)
+    gpu = "GPU" in device.upper()
+    slow = [r for r in runs if gpu and r.first_s is not None and r.second_s is not None
+            and r.first_s >= JIT_FIRST_S and r.first_s >= JIT_RATIO * max(r.second_s, 1e-6)]
+    if slow:
+        r = slow[0]
+        first, second = r.first_s or 0.0, r.second_s or 0.0
+        return warn(f"{device}: the first {r.kernel} took {first:.1f} s, the next {second * 1000:.1f} ms: "
+                    "its kernels were compiled from PTX at run time (each new process pays this unless cached)",
+                    fix=f"export {JIT_CACHE} so the driver keeps what it compiled; a TensorFlow whose wheel has "
+                        "native code for this GPU's compute capability starts at once (see gpu.compute-capability)",
+                    details=details, id=rid)
+    return ok(f"{device}: {_kernel_text(runs)}", details=details, id=rid)
+
+
+def _owner(v: View, err: str) -> Optional[tuple[str, str]]:
+    """The check that already diagnoses this failure from TensorFlow's log, and what it blames."""
+    snap = v.snap
+    old_cudnn = logs.find_re(snap, logs.CUDNN_MISMATCH) or any(f.stem == "cudnn" for f in logs.failed_libs(snap))
+    if old_cudnn and any(t in err for t in CUDNN_START):
+        return "cudnn.runtime-match", "the cuDNN version is the cause"
+    if any(t in err for t in logs.KERNEL_IMAGE_PATTERNS) and any(
+            logs.find(snap, pat) for pat in logs.KERNEL_IMAGE_PATTERNS):
+        return "gpu.compute-capability", "TensorFlow has no code for this GPU"
+    if any(v.find_re(pat) for pat in logs.OOM_PATTERNS) and any(t in err for t in OUT_OF_MEMORY):
+        return "memory.out-of-memory", "TensorFlow ran out of GPU memory"
+    if (snap.env.get("TF_FORCE_GPU_ALLOW_GROWTH") != "true" and any(t in err for t in CUDNN_START + CUBLAS_START)
+            and any(logs.find(snap, pat) for pat in logs.MEMORY_PATTERNS)):
+        return "memory.allow-growth", "no GPU memory was left for it at start"
+    return None
+
+
+def _judge_failure(v: View, device: str, r: KernelRun, count: int, details: dict[str, object], rid: str) -> Result:
+    err = r.error or "no error text"
+    quote = logs.short(err)
+    more = f" ({count - 1} more kernel(s) failed too)" if count > 1 else ""
+    gpus = v.selected_gpus or []
+    frees = [g.free_bytes for g in gpus if g.free_bytes is not None]
+    free = min(frees) if frees else None
+    free_txt = f", {format_bytes(free)} free" if free is not None else ""
+    holders = [p for g in gpus for p in g.processes or []]
+    stop = (("stop the other processes on the GPU (" + ", ".join(f"pid {p.pid}" for p in holders[:3]) + "), and ")
+            if holders else "")
+    owner = _owner(v, err)
+    if owner is not None:  # TensorFlow logged it too, and the check that owns that line says why: one failure
+        return skip(f"{device}: {r.kernel} failed ({quote}): {owner[1]} (see {owner[0]})", details=details, id=rid)
+    if any(t in err for t in CUDNN_START):
+        return fail(f"{device}: cuDNN could not start at the first {r.kernel}{free_txt}: {quote}{more}",
+                    fix=stop + memory_fix(v, free), details=details, id=rid)
+    if any(t in err for t in CUBLAS_START):
+        return fail(f"{device}: cuBLAS could not start at the first {r.kernel}{free_txt}: {quote}{more}",
+                    fix=stop + memory_fix(v, free), details=details, id=rid)
+    if any(t in err for t in logs.KERNEL_IMAGE_PATTERNS):
+        cc = next((g.compute_capability for g in gpus or v.gpus or [] if g.compute_capability), None)
+        fix = cc_fix(v, cc) if cc else ("Install a TensorFlow whose wheel has code for this GPU's compute capability "
+                                        "(nvidia-smi --query-gpu=compute_cap --format=csv tells it)")
+        return fail(f"{device}: TensorFlow has no kernel for this GPU ({r.kernel}): {quote}{more}", fix=fix,
+                    details=details, id=rid)
+    if any(t in err for t in OUT_OF_MEMORY):
+        return fail(f"{device}: out of memory at a small {r.kernel}{free_txt}: {quote}{more}",
+                    fix=stop + memory_fix(v, free), details=details, id=rid)
+    snippet = _REPRODUCE.get(r.kernel or "", _REPRODUCE["conv2d"])
+    return fail(f"{device}: {r.kernel} failed: {quote}{more}",
+                fix=f"Run it alone with TensorFlow's log on to see why: TF_CPP_MIN_LOG_LEVEL=0 python -c "
+                    f"\"import tensorflow as tf; {snippet}\"", details=details, id=rid)
+
+
+CHECKS: list[Check] = [tf_importable, tf_cuda_build, tf_cpu_build_with_gpu, tf_gpu_libs_loaded, tf_kernels]
 
 
 @hookimpl

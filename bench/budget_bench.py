@@ -1,0 +1,102 @@
+"""How well `oddoctor budget` predicts a larger configuration from smaller ones, on this machine's CPU.
+
+    flock /tmp/oddoctor-bench.lock python bench/budget_bench.py [--write]
+
+Two models: the seeded legacy Mask R-CNN of legacy_tf1 (a TF1 frozen graph) and the TF2 SavedModel that
+`oddoctor migrate` writes from it. For each: `run_budget` measures batches 1, 2, 4 at 320x240 and 640x480 (six
+fresh children), fits, and predicts the held-out batch 8 at 1024x768, which one more child then measures. The
+error is (predicted - measured) / measured, for TensorFlow's allocator peak (what the predictions use) and for
+the process's peak RSS. --write puts the table in docs/budget.md (between the bench:budget markers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE.parent.parent))
+from _report import machine_line, update_section  # noqa: E402
+
+from oddoctor.budget.api import measure_point, run_budget  # noqa: E402
+from oddoctor.budget.report import METRICS  # noqa: E402
+from oddoctor.budget.spec import BudgetSpec, PointSpec  # noqa: E402
+
+DOC = HERE.parent.parent / "docs" / "budget.md"
+TRAIN_BATCHES = (1, 2, 4)
+TRAIN_SIZES = ((240, 320), (480, 640))
+HELD_OUT = (8, 768, 1024)  # batch, height, width
+LIMIT = 0.15  # the issue's bound on the held-out error
+
+
+def held_out_errors(model: str, *, timeout_s: float = 300.0) -> dict[str, object]:
+    """Fit on the small configurations, measure the held-out one; per metric the predicted and measured bytes."""
+    report = run_budget(BudgetSpec(model=model, batches=TRAIN_BATCHES, sizes=TRAIN_SIZES, timeout_s=timeout_s),
+                        on_event=lambda e: print(f"  {e}", file=sys.stderr) if e["event"] == "point" else None)
+    batch, height, width = HELD_OUT
+    held = measure_point(PointSpec(model=model, batch=batch, height=height, width=width), timeout_s=timeout_s)
+    out: dict[str, object] = {"report": report, "held": held}
+    for metric in METRICS:
+        fit, measured = report.fits.get(metric), held.value(metric)
+        predicted = fit.predict(batch, height * width) if fit is not None else None
+        error = None if predicted is None or measured is None else (predicted - measured) / measured
+        out[metric] = {"fit": fit, "predicted": predicted, "measured": measured, "error": error}
+    return out
+
+
+def build_models(tmp: Path) -> dict[str, str]:
+    """The legacy frozen graph and its migration, built in children (this process never imports TensorFlow)."""
+    pb = tmp / "legacy" / "frozen_inference_graph.pb"
+    subprocess.run([sys.executable, "-c", "import sys; from oddoctor_legacy_tf1.model import build_model; "
+                    "build_model(sys.argv[1])", str(pb)], check=True)
+    subprocess.run([sys.executable, "-m", "oddoctor", "migrate", str(pb), "-o", str(tmp / "migrated")], check=True,
+                   capture_output=True)
+    return {"legacy frozen graph": str(pb), "migrated TF2 SavedModel": str(tmp / "migrated" / "saved_model")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--write", action="store_true", help="update docs/budget.md")
+    args = ap.parse_args()
+    rows: list[str] = []
+    worst = dict.fromkeys(METRICS, 0.0)
+    with tempfile.TemporaryDirectory(prefix="budget-bench-") as t:
+        for name, model in build_models(Path(t)).items():
+            print(f"{name}: {model}", file=sys.stderr)
+            r = held_out_errors(model)
+            for metric in METRICS:
+                m = r[metric]
+                assert isinstance(m, dict)
+                fit = m["fit"]
+                err = m["error"]
+                worst[metric] = max(worst[metric], abs(err)) if err is not None else float("inf")
+                rows.append(f"| {name} | {metric.replace('_bytes', '')} | {fit.model if fit else '-'} | "
+                            f"{fit.formula() if fit else '-'} | "
+                            f"{max(abs(x) for x in fit.residuals) if fit else 0:.1%} | "
+                            f"{(m['predicted'] or 0) / 2**20:,.1f} | {(m['measured'] or 0) / 2**20:,.1f} | "
+                            f"{err:+.1%} |" if err is not None else f"| {name} | {metric} | no figure |")
+    b, h, w = HELD_OUT
+    body = "\n".join([
+        f"Machine: {machine_line()}, CPU only. Fitted on batches {', '.join(map(str, TRAIN_BATCHES))} at "
+        f"{', '.join(f'{x}x{y}' for y, x in TRAIN_SIZES)}; held out: batch {b} at {w}x{h}.",
+        "Command: `flock /tmp/oddoctor-bench.lock python bench/budget_bench.py --write`.",
+        "",
+        "| model | metric | model chosen | fit | worst residual | predicted MiB | measured MiB | error |",
+        "|---|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+        "Worst held-out error: " + "; ".join(f"{m.replace('_bytes', '')} {w:.1%}" for m, w in worst.items())
+        + f" (the issue's bound: {LIMIT:.0%}).",
+    ])
+    print(body)
+    if args.write:
+        update_section("budget", body, path=DOC)
+    return 0 if worst["rss_peak_bytes"] <= LIMIT else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
