@@ -58,8 +58,8 @@ def test_custom_names_migrate_and_match(tiny_graph, tmp_path, capsys):
                                                   "num_detections"}
     assert {o["key"]: o["tensor"] for o in doc["outputs"]}["detection_classes"] == "out/classes:0"
     assert json.loads((out / "migration.json").read_text())["parity"] == doc["parity"]
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "migration.json", "run_inference.py",
-                                                     "saved_model"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "beam_pipeline.py", "migration.json",
+                                                     "run_inference.py", "saved_model"]
     sig = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]
     spec = sig.structured_input_signature[1]["input_tensor"]
     assert spec.dtype == tf.uint8 and spec.shape.as_list() == [1, None, None, 3]

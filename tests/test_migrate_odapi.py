@@ -61,8 +61,8 @@ def test_migrate_parity_on_the_real_model(real_model):
                                                   "num_detections", "detection_masks"}
     assert max(doc["parity"]["max_abs_diff"].values()) <= 1e-4
     assert doc["input"]["tensor"] == "image_tensor:0" and doc["input"]["shape"] == [None, None, None, 3]
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "migration.json", "run_inference.py",
-                                                     "saved_model"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "beam_pipeline.py", "migration.json",
+                                                     "run_inference.py", "saved_model"]
 
 
 @pytest.mark.timeout(900)

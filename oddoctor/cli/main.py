@@ -73,6 +73,7 @@ def _register() -> None:
     from oddoctor.cli import budget as budget_cmd
     from oddoctor.cli import check as check_cmd
     from oddoctor.cli import compat, leak_test, migrate
+    from oddoctor.cli import eval as eval_cmd
     from oddoctor.cli import lint as lint_cmd
 
     app.command("check")(check_cmd.check)
@@ -81,6 +82,7 @@ def _register() -> None:
     app.command("compat")(compat.compat)
     app.command("leak-test")(leak_test.leak_test)
     app.command("migrate")(migrate.migrate)
+    app.command("eval")(eval_cmd.eval_command)
     app.command("lint")(lint_cmd.lint)
     app.command("budget")(budget_cmd.budget)
 

@@ -16,12 +16,13 @@ MAX_TF_TIMEOUT_S = 3600.0  # as `oddoctor check --tf-timeout`
 
 
 def _human(report: dict[str, Any], out: Path) -> None:
-    from oddoctor.migrate.emit import RUNNER_FILE
+    from oddoctor.migrate.emit import BEAM_FILE, RUNNER_FILE
 
     parity = report["parity"]
     print(f"migrated {report['source']['path']} -> {out}/")
     print(f"  saved_model/      TF2 SavedModel, signature serving_default({report['input']['key']}: uint8)")
     print(f"  {RUNNER_FILE}  standalone runner: python {out / RUNNER_FILE} IMAGES_DIR")
+    print(f"  {BEAM_FILE}  the same on Apache Beam: python {out / BEAM_FILE} 'IMAGES_DIR/*' --output PREFIX")
     print("  README.md, migration.json")
     print(f"parity on {parity['images']} image(s), tolerance {parity['tolerance']:g}: "
           + ", ".join(f"{k} {v:.2g}" for k, v in parity["max_abs_diff"].items()))

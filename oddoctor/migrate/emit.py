@@ -18,6 +18,8 @@ from oddoctor_legacy_tf1 import names
 
 #: The runner's file name, in this package and in a migration's output folder.
 RUNNER_FILE = "run_inference.py"
+#: The Apache Beam pipeline, copied as it is: it imports the runner beside it for every model-derived value.
+BEAM_FILE = "beam_pipeline.py"
 BEGIN = "# --- oddoctor:constants begin ---"
 END = "# --- oddoctor:constants end ---"
 
@@ -137,6 +139,11 @@ def runner_source() -> str:
     return resources.files("oddoctor.migrate").joinpath(RUNNER_FILE).read_text(encoding="utf-8")
 
 
+def beam_source() -> str:
+    """The Beam pipeline as shipped in this package (emitted unchanged beside the runner)."""
+    return resources.files("oddoctor.migrate").joinpath(BEAM_FILE).read_text(encoding="utf-8")
+
+
 def render_runner(spec: RunnerSpec) -> str:
     """The runner's source with the constants block replaced; it is parsed before being returned."""
     src = runner_source()
@@ -185,6 +192,9 @@ the TF1 graph's weights and ops, unchanged, in a TF2 SavedModel.
   export too: `detect_fn = tf.saved_model.load("saved_model"); detections = detect_fn(input_tensor)`
   gives the signature's outputs by the same keys.
 - `run_inference.py`: a standalone batch runner (needs only `pip install tensorflow`).
+- `beam_pipeline.py`: the same detections on Apache Beam (`pip install apache-beam`), for many
+  machines: `python beam_pipeline.py 'images/*.jpg' --output out/detections` (any Beam runner option
+  passes through, e.g. `--runner DataflowRunner`); it imports `run_inference.py`, keep them together.
 - `migration.json`: the tensor mapping and the parity figures below.
 
 ## Run it
@@ -193,6 +203,8 @@ the TF1 graph's weights and ops, unchanged, in a TF2 SavedModel.
 {example}
 python run_inference.py --help        # every option
 python run_inference.py images/ --batch-size 2 --gpu 0 --memory-limit-mb 4096  # less GPU memory
+python run_inference.py images/ --label-map label_map.pbtxt --draw drawn/  # class names, pictures
+python run_inference.py images/ --format coco --coco-gt annotations.json --score-threshold 0.05 --out results.json
 ```
 
 Each output line is one image:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 
 from oddoctor import __version__
 from oddoctor.migrate.convert import MigrateInputError
-from oddoctor.migrate.emit import RUNNER_FILE, RunnerSpec, render_readme, render_runner
+from oddoctor.migrate.emit import BEAM_FILE, RUNNER_FILE, RunnerSpec, beam_source, render_readme, render_runner
 from oddoctor.migrate.outdir import OutputDirError, StagedDir, check_output_dir
 from oddoctor_legacy_tf1.graph_io import one_line
 from oddoctor_legacy_tf1.names import MASKS
@@ -200,6 +200,7 @@ def migrate(
             "batch_one": p.batch_one,
             "parity": parity,
             "runner": RUNNER_FILE,
+            "beam_pipeline": BEAM_FILE,
         }
         for key, diff in parity["max_abs_diff"].items():
             progress(f"  {key:<20} max abs diff {'n/a (shape differs)' if diff is None else f'{diff:.3g}'}")
@@ -218,10 +219,11 @@ def migrate(
         )
         runner = render_runner(spec)
         (staged.path / RUNNER_FILE).write_text(runner, encoding="utf-8")
+        (staged.path / BEAM_FILE).write_text(beam_source(), encoding="utf-8")
         (staged.path / "README.md").write_text(render_readme(spec, parity, tf.__version__), encoding="utf-8")
         (staged.path / "migration.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         staged.commit()
-    progress(f"wrote {out}/ (saved_model/, run_inference.py, README.md, migration.json)")
+    progress(f"wrote {out}/ (saved_model/, {RUNNER_FILE}, {BEAM_FILE}, README.md, migration.json)")
     return report
 
 

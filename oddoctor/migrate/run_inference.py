@@ -203,6 +203,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="mask probability above which a pixel belongs to the object, 0 to 1 "
                         f"(default {DEFAULT_MASK_THRESHOLD:g})")
     p.add_argument("--no-masks", action="store_true", help="do not compute or write masks")
+    p.add_argument("--label-map", metavar="FILE", default=None,
+                   help="class names from this Object Detection API label map (label_map.pbtxt: "
+                        "item { id: 1 name: \"/m/01g317\" display_name: \"person\" }): each detection gets "
+                        "a \"class_name\" (display_name, else name), and the drawings show it")
+    p.add_argument("--format", choices=FORMATS, default="jsonl",
+                   help="--out as JSON lines, one record per image (jsonl, default), or as one COCO results "
+                        "JSON array (coco: image_id, category_id = class id, bbox [x, y, width, height] in "
+                        "pixels, score, segmentation as RLE), for pycocotools' loadRes and COCOeval; use a "
+                        "low --score-threshold (e.g. 0.05) for mAP")
+    p.add_argument("--coco-gt", metavar="FILE", default=None,
+                   help="with --format coco: the COCO annotations whose image ids the results use, matched by "
+                        "file name (images it does not list are skipped); without it an image's id is the "
+                        "number its file is named (000000397133.jpg: 397133)")
+    p.add_argument("--draw", metavar="DIR", default=None,
+                   help="also write each image with its detections drawn into DIR (created if missing; its "
+                        "parent must exist): masks in translucent colour, boxes, and class name (or id) and "
+                        "score; one file per image, named after it")
+    p.add_argument("--draw-format", choices=DRAW_FORMATS, default="png",
+                   help="file format of the drawings (default png: lossless)")
     p.add_argument("--max-side", metavar="PX", type=int_in(0, MAX_SIDE), default=DEFAULT_MAX_SIDE,
                    help="resize so the longest side is at most this many pixels, keeping the aspect "
                         "ratio, before inference; boxes and masks are still reported in original "
@@ -366,6 +385,22 @@ def decode_image_bytes(tf: Any, data: Any, jpeg_dct: str = DEFAULT_JPEG_DCT) -> 
     return tf.cond(tf.strings.substr(data, 0, len(JPEG_MAGIC)) == JPEG_MAGIC, jpeg, other)
 
 
+def fit_max_side(tf: Any, image: Any, max_side: int) -> Any:
+    """uint8 [height, width, 3] -> the same, resized (antialiased, aspect kept) so that its longest side is
+    at most max_side pixels (0: never); an image that fits is returned as it is."""
+    if max_side <= 0:
+        return image
+    size = tf.shape(image)[:2]
+    longest = tf.cast(tf.reduce_max(size), tf.float32)
+    scale = tf.minimum(1.0, max_side / longest)
+    new_size = tf.maximum(1, tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32))
+    return tf.cond(
+        scale < 1.0,
+        lambda: tf.cast(tf.clip_by_value(tf.round(tf.image.resize(image, new_size, antialias=True)), 0, 255),
+                        tf.uint8),
+        lambda: image)
+
+
 def make_dataset(tf: Any, paths: Sequence[str], max_side: int, batch_size: int, parallel: int, prefetch: int,
                  jpeg_dct: str = DEFAULT_JPEG_DCT) -> Any:
     """tf.data pipeline: read, decode and resize on TensorFlow ops, in parallel, ahead of the model.
@@ -380,15 +415,7 @@ def make_dataset(tf: Any, paths: Sequence[str], max_side: int, batch_size: int, 
     def load(index: Any, path: Any) -> tuple[Any, Any, Any, Any]:
         image = decode_image_bytes(tf, tf.io.read_file(path), jpeg_dct)
         size = tf.shape(image)[:2]
-        if max_side > 0:
-            longest = tf.cast(tf.reduce_max(size), tf.float32)
-            scale = tf.minimum(1.0, max_side / longest)
-            new_size = tf.maximum(1, tf.cast(tf.round(tf.cast(size, tf.float32) * scale), tf.int32))
-            image = tf.cond(
-                scale < 1.0,
-                lambda: tf.cast(tf.clip_by_value(
-                    tf.round(tf.image.resize(image, new_size, antialias=True)), 0, 255), tf.uint8),
-                lambda: image)
+        image = fit_max_side(tf, image, max_side)
         return index, image, size, tf.shape(image)[:2]
 
     ds = ds.map(load, num_parallel_calls=autotune if parallel < 0 else max(parallel, 1), deterministic=True)
@@ -474,24 +501,28 @@ def split_outputs(values: Mapping[str, Any], lengths: Mapping[str, Any]) -> dict
 
 
 def batch_records(files: Sequence[str], sizes: Any, outputs: Mapping[str, Sequence[np.ndarray]],
-                  score_threshold: float, mask_threshold: float | None = None) -> list[dict[str, Any]]:
+                  score_threshold: float, mask_threshold: float | None = None,
+                  labels: Mapping[int, str] | None = None) -> list[dict[str, Any]]:
     """One batch of model outputs -> one JSON record per image, in the order of ``files``.
 
     ``outputs`` maps the names of OUTPUT_KEYS to one array per image, as the model returns them
     ("boxes" [ymin, xmin, ymax, xmax] normalised to the image, "scores", "classes", "num" the count
     of valid rows, "masks" box-relative probabilities); ``sizes`` holds each image's original
-    [height, width]. Masks are pasted and encoded only given ``mask_threshold`` and "masks".
-    Pure: numpy only, no TensorFlow.
+    [height, width]. Masks are pasted and encoded only given ``mask_threshold`` and "masks". With
+    ``labels`` (a label map, {class id: name}) each detection also has a "class_name" (None for an id
+    the label map lacks). Pure: numpy only, no TensorFlow.
     """
     return [image_record(file, int(sizes[b][0]), int(sizes[b][1]),
-                         {name: values[b] for name, values in outputs.items()}, score_threshold, mask_threshold)
+                         {name: values[b] for name, values in outputs.items()}, score_threshold, mask_threshold,
+                         labels)
             for b, file in enumerate(files)]
 
 
 def image_record(file: str, height: int, width: int, outputs: Mapping[str, np.ndarray], score_threshold: float,
-                 mask_threshold: float | None = None) -> dict[str, Any]:
+                 mask_threshold: float | None = None, labels: Mapping[int, str] | None = None) -> dict[str, Any]:
     """One image's model outputs -> its record: of the first num detections, those scoring at least
-    the threshold, with boxes in pixels clipped to the image, class ids and COCO RLE masks."""
+    the threshold, with boxes in pixels clipped to the image, class ids (and names, given a label
+    map) and COCO RLE masks."""
     scores = np.asarray(outputs["scores"])
     n = min(max(int(np.asarray(outputs["num"]).reshape(-1)[0]), 0), len(scores))
     keep = np.flatnonzero(scores[:n] >= score_threshold)
@@ -505,6 +536,8 @@ def image_record(file: str, height: int, width: int, outputs: Mapping[str, np.nd
         det: dict[str, Any] = {"box": [round(float(v), BOX_DECIMALS) for v in boxes[j]],
                                "score": round(float(scores[k]), SCORE_DECIMALS),
                                "class_id": int(classes[k])}
+        if labels is not None:
+            det["class_name"] = labels.get(det["class_id"])
         if masks is not None and mask_threshold is not None:
             # Over the unclipped box, as the model meant it.
             local, top, left = paste_mask(masks[k], normalised[j], height, width, mask_threshold)
@@ -614,6 +647,365 @@ def _rle_string(counts: np.ndarray) -> str:
             break
     text: str = np.stack(chars, 1)[np.stack(valid, 1)].astype(np.uint8).tobytes().decode("ascii")
     return text
+
+
+# --- Label maps (--label-map) ---------------------------------------------------------------------------
+# The Object Detection API's StringIntLabelMap in protobuf text format, read without protobuf:
+#   item { name: "/m/01g317" id: 1 display_name: "person" }
+# A detection's class name is the item's display_name, else its name.
+
+class LabelMapError(ValueError):
+    """A label map that cannot be read; the message names the line and what is wrong."""
+
+
+def _label_map_tokens(text: str) -> list[tuple[str, str, int]]:
+    """(kind, value, line) tokens of protobuf text format: "word", "string", "{", "}", ":"."""
+    tokens: list[tuple[str, str, int]] = []
+    i, line, n = 0, 1, len(text)
+    escapes = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", "'": "'", '"': '"'}
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            line += 1
+            i += 1
+        elif ch.isspace() or ch in ",;":
+            i += 1
+        elif ch == "#":
+            while i < n and text[i] != "\n":
+                i += 1
+        elif ch in "{}:<>":
+            tokens.append(({"<": "{", ">": "}"}.get(ch, ch), ch, line))
+            i += 1
+        elif ch in "\"'":
+            quote, i, chars = ch, i + 1, []
+            while True:
+                if i >= n or text[i] == "\n":
+                    raise LabelMapError(f"line {line}: string not closed")
+                if text[i] == quote:
+                    i += 1
+                    break
+                if text[i] == "\\" and i + 1 < n:
+                    chars.append(escapes.get(text[i + 1], "\\" + text[i + 1]))
+                    i += 2
+                else:
+                    chars.append(text[i])
+                    i += 1
+            tokens.append(("string", "".join(chars), line))
+        else:
+            start = i
+            while i < n and not text[i].isspace() and text[i] not in "{}:<>#\"',;":
+                i += 1
+            tokens.append(("word", text[start:i], line))
+    return tokens
+
+
+def parse_label_map(text: str) -> dict[int, str]:
+    """A label map's text -> {class id: name}. Each ``item`` needs an ``id`` and a ``name`` or
+    ``display_name`` (display_name wins, as in the OD API's visualisations); other fields (and
+    nested blocks such as keypoints) are skipped. Pure."""
+    tokens = _label_map_tokens(text)
+    labels: dict[int, str] = {}
+    where: dict[int, int] = {}
+    pos = 0
+
+    def expect(kind: str) -> tuple[str, str, int]:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise LabelMapError(f"ends early: expected {kind!r}")
+        token = tokens[pos]
+        if token[0] != kind:
+            raise LabelMapError(f"line {token[2]}: expected {kind!r}, found {token[1]!r}")
+        pos += 1
+        return token
+
+    def skip_value() -> None:
+        nonlocal pos
+        if pos < len(tokens) and tokens[pos][0] == ":":
+            pos += 1
+        if pos < len(tokens) and tokens[pos][0] == "{":
+            depth = 0
+            while pos < len(tokens):
+                depth += {"{": 1, "}": -1}.get(tokens[pos][0], 0)
+                pos += 1
+                if depth == 0:
+                    return
+            raise LabelMapError("ends inside a block: a '}' is missing")
+        if pos < len(tokens) and tokens[pos][0] in ("word", "string"):
+            pos += 1
+            return
+        raise LabelMapError(f"line {tokens[pos - 1][2]}: a field without a value")
+
+    while pos < len(tokens):
+        _, word, line = expect("word")
+        if word != "item":
+            skip_value()
+            continue
+        if pos < len(tokens) and tokens[pos][0] == ":":
+            pos += 1
+        expect("{")
+        fields: dict[str, str] = {}
+        while True:
+            if pos >= len(tokens):
+                raise LabelMapError(f"line {line}: item not closed: a '}}' is missing")
+            if tokens[pos][0] == "}":
+                pos += 1
+                break
+            _, key, key_line = expect("word")
+            if key in ("id", "name", "display_name"):
+                expect(":")
+                if pos >= len(tokens) or tokens[pos][0] not in ("word", "string"):
+                    raise LabelMapError(f"line {key_line}: {key} has no value")
+                fields[key] = tokens[pos][1]
+                pos += 1
+            else:
+                skip_value()
+        if "id" not in fields:
+            raise LabelMapError(f"line {line}: item without an id")
+        try:
+            class_id = int(fields["id"])
+        except ValueError:
+            raise LabelMapError(f"line {line}: id {fields['id']!r} is not an integer") from None
+        if class_id < 0:
+            raise LabelMapError(f"line {line}: id {class_id} is negative")
+        name = fields.get("display_name") or fields.get("name")
+        if not name:
+            raise LabelMapError(f"line {line}: item {class_id} has neither a name nor a display_name")
+        if class_id in labels and labels[class_id] != name:
+            raise LabelMapError(f"line {line}: id {class_id} is {name!r} here and {labels[class_id]!r} "
+                                f"on line {where[class_id]}")
+        labels[class_id] = name
+        where[class_id] = line
+    if not labels:
+        raise LabelMapError("no items (expected `item { id: 1 name: \"...\" }`)")
+    return labels
+
+
+def read_label_map(path: str) -> dict[int, str]:
+    """--label-map FILE -> {class id: name}; LabelMapError names the file and the problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        why = describe(e) if isinstance(e, OSError) else "not UTF-8 text"
+        raise LabelMapError(f"--label-map {path}: cannot read: {why}") from None
+    try:
+        return parse_label_map(text)
+    except LabelMapError as e:
+        raise LabelMapError(f"--label-map {path}: {e}") from None
+
+
+# --- COCO results (--format coco, --coco-gt) ------------------------------------------------------------
+
+FORMATS = ("jsonl", "coco")
+
+
+def coco_image_ids(gt: Any) -> dict[str, int]:
+    """A COCO annotations document -> {image file name (its last path part): image id}. Pure."""
+    if not isinstance(gt, dict) or not isinstance(gt.get("images"), list):
+        raise TypeError("not COCO annotations: no \"images\" list")
+    ids: dict[str, int] = {}
+    for image in gt["images"]:
+        if not isinstance(image, dict) or "id" not in image or not isinstance(image.get("file_name"), str):
+            raise TypeError(f"an image without \"id\" and \"file_name\": {json.dumps(image)[:80]}")
+        name = os.path.basename(image["file_name"].replace("\\", "/"))
+        if name in ids and ids[name] != image["id"]:
+            raise ValueError(f"two images named {name!r} (ids {ids[name]} and {image['id']})")
+        ids[name] = image["id"]
+    return ids
+
+
+def read_coco_image_ids(path: str) -> dict[str, int]:
+    """--coco-gt FILE -> {file name: image id}; ValueError names the file and the problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            gt = json.load(f)
+        return coco_image_ids(gt)
+    except OSError as e:
+        raise ValueError(f"--coco-gt {path}: cannot read: {describe(e)}") from None
+    except (TypeError, ValueError) as e:  # JSONDecodeError is a ValueError
+        raise ValueError(f"--coco-gt {path}: {first_line(e)}") from None
+
+
+def coco_image_id(path: str, ids: Mapping[str, int] | None) -> int | None:
+    """An image's COCO id: by file name from --coco-gt, else the file name's digits (COCO's own
+    000000397133.jpg is image 397133); None when there is neither."""
+    name = os.path.basename(path)
+    if ids is not None:
+        return ids.get(name)
+    stem = os.path.splitext(name)[0]
+    return int(stem) if stem.isdigit() else None
+
+
+def coco_results(record: Mapping[str, Any], image_id: Any) -> list[dict[str, Any]]:
+    """One image's record -> its COCO results: bbox [x, y, width, height] in pixels, category_id the
+    class id, score, and segmentation (the record's RLE) when there is a mask. Pure."""
+    results = []
+    for det in record["detections"]:
+        ymin, xmin, ymax, xmax = det["box"]
+        result: dict[str, Any] = {"image_id": image_id, "category_id": det["class_id"],
+                                  "bbox": [xmin, ymin, round(xmax - xmin, BOX_DECIMALS),
+                                           round(ymax - ymin, BOX_DECIMALS)],
+                                  "score": det["score"]}
+        if "mask" in det:
+            result["segmentation"] = det["mask"]
+        results.append(result)
+    return results
+
+
+def rle_counts(counts: str) -> list[int]:
+    """COCO compressed RLE string -> run lengths (zeros first): _rle_string read backwards."""
+    runs: list[int] = []
+    value = shift = 0
+    for ch in counts.encode("ascii"):
+        group = ch - 48
+        value |= (group & 0x1F) << shift
+        shift += 5
+        if group & 0x20:
+            continue
+        if group & 0x10:
+            value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+        value = shift = 0
+    return runs
+
+
+def rle_decode(rle: Mapping[str, Any]) -> np.ndarray:
+    """COCO RLE (compressed string or a list of counts) -> height x width uint8 0/1 mask."""
+    height, width = (int(v) for v in rle["size"])
+    counts = rle["counts"]
+    runs = rle_counts(counts) if isinstance(counts, str) else [int(c) for c in counts]
+    flat = np.zeros(height * width, np.uint8)
+    ends = np.cumsum(runs)
+    starts = ends - np.asarray(runs, np.int64)
+    for start, end in zip(starts[1::2].tolist(), ends[1::2].tolist()):
+        flat[start:end] = 1
+    return flat.reshape(width, height).T
+
+
+# --- Drawings (--draw) ----------------------------------------------------------------------------------
+
+DRAW_FORMATS = ("png", "jpg")
+MASK_ALPHA = 0.45  # how much of a mask's colour covers the image under it
+PALETTE = ((230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+           (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
+           (170, 110, 40), (128, 0, 0), (170, 255, 195), (0, 0, 128))
+
+# A 5 x 7 pixel font for the labels (capitals, digits and a few signs): each glyph is 7 rows of 5 bits,
+# the top row first, the leftmost pixel the highest bit. Drawn for this script (no font file needed).
+FONT_W, FONT_H = 5, 7
+FONT = {
+    "A": (14, 17, 17, 31, 17, 17, 17), "B": (30, 17, 17, 30, 17, 17, 30), "C": (14, 17, 16, 16, 16, 17, 14),
+    "D": (30, 17, 17, 17, 17, 17, 30), "E": (31, 16, 16, 30, 16, 16, 31), "F": (31, 16, 16, 30, 16, 16, 16),
+    "G": (14, 17, 16, 23, 17, 17, 15), "H": (17, 17, 17, 31, 17, 17, 17), "I": (14, 4, 4, 4, 4, 4, 14),
+    "J": (7, 2, 2, 2, 2, 18, 12), "K": (17, 18, 20, 24, 20, 18, 17), "L": (16, 16, 16, 16, 16, 16, 31),
+    "M": (17, 27, 21, 21, 17, 17, 17), "N": (17, 25, 21, 19, 17, 17, 17), "O": (14, 17, 17, 17, 17, 17, 14),
+    "P": (30, 17, 17, 30, 16, 16, 16), "Q": (14, 17, 17, 17, 21, 18, 13), "R": (30, 17, 17, 30, 20, 18, 17),
+    "S": (15, 16, 16, 14, 1, 1, 30), "T": (31, 4, 4, 4, 4, 4, 4), "U": (17, 17, 17, 17, 17, 17, 14),
+    "V": (17, 17, 17, 17, 17, 10, 4), "W": (17, 17, 17, 21, 21, 21, 10), "X": (17, 17, 10, 4, 10, 17, 17),
+    "Y": (17, 17, 10, 4, 4, 4, 4), "Z": (31, 1, 2, 4, 8, 16, 31),
+    "0": (14, 17, 19, 21, 25, 17, 14), "1": (4, 12, 4, 4, 4, 4, 14), "2": (14, 17, 1, 2, 4, 8, 31),
+    "3": (31, 2, 4, 2, 1, 17, 14), "4": (2, 6, 10, 18, 31, 2, 2), "5": (31, 16, 30, 1, 1, 17, 14),
+    "6": (6, 8, 16, 30, 17, 17, 14), "7": (31, 1, 2, 4, 8, 8, 8), "8": (14, 17, 17, 14, 17, 17, 14),
+    "9": (14, 17, 17, 15, 1, 2, 12), " ": (0, 0, 0, 0, 0, 0, 0), ".": (0, 0, 0, 0, 0, 12, 12),
+    "-": (0, 0, 0, 31, 0, 0, 0), "_": (0, 0, 0, 0, 0, 0, 31), ":": (0, 12, 12, 0, 12, 12, 0),
+    "/": (1, 1, 2, 4, 8, 16, 16), "(": (2, 4, 8, 8, 8, 4, 2), ")": (8, 4, 2, 2, 2, 4, 8),
+    "?": (14, 17, 1, 2, 4, 0, 4), "'": (4, 4, 8, 0, 0, 0, 0), "&": (12, 18, 20, 8, 21, 18, 13),
+}
+
+
+def text_bitmap(text: str, scale: int = 1) -> np.ndarray:
+    """A label's pixels (bool [7 * scale, 6 * scale * len]) in the built-in font; letters in capitals,
+    signs it lacks as '?'."""
+    glyphs = [FONT.get(ch, FONT["?"]) for ch in text.upper()]
+    bits = np.zeros((FONT_H, (FONT_W + 1) * max(len(glyphs), 1)), bool)
+    for i, rows in enumerate(glyphs):
+        for r, row in enumerate(rows):
+            for c in range(FONT_W):
+                bits[r, i * (FONT_W + 1) + c] = bool(row >> (FONT_W - 1 - c) & 1)
+    return np.repeat(np.repeat(bits, scale, 0), scale, 1)
+
+
+def class_color(class_id: int) -> np.ndarray:
+    """The colour of a class's boxes, masks and labels (uint8 RGB), the same in every drawing."""
+    return np.array(PALETTE[class_id % len(PALETTE)], np.uint8)
+
+
+def label_text(det: Mapping[str, Any]) -> str:
+    name = det.get("class_name")
+    return f"{name if name is not None else det['class_id']} {det['score']:.2f}"
+
+
+def draw_record(image: np.ndarray, record: Mapping[str, Any]) -> np.ndarray:
+    """An image (uint8 [H, W, 3]) with its record's detections drawn: masks blended in the class's
+    colour, then box outlines and a label (class name or id, and score) above each box. Pure numpy;
+    returns a new array."""
+    out = np.array(image, np.uint8, copy=True)
+    height, width = out.shape[:2]
+    thick = max(2, round(min(height, width) / 250))
+    scale = max(1, round(min(height, width) / 400))
+    for det in record["detections"]:
+        if "mask" in det:
+            mask = rle_decode(det["mask"]).astype(bool)
+            if mask.shape == (height, width):
+                color = class_color(det["class_id"]).astype(np.float32)
+                out[mask] = np.round(out[mask] * (1 - MASK_ALPHA) + color * MASK_ALPHA).astype(np.uint8)
+    for det in record["detections"]:
+        color = class_color(det["class_id"])
+        ymin, xmin, ymax, xmax = det["box"]
+        top, left = int(np.clip(np.floor(ymin), 0, height - 1)), int(np.clip(np.floor(xmin), 0, width - 1))
+        bottom = int(np.clip(np.ceil(ymax), top + 1, height))
+        right = int(np.clip(np.ceil(xmax), left + 1, width))
+        out[top:min(top + thick, bottom), left:right] = color
+        out[max(bottom - thick, top):bottom, left:right] = color
+        out[top:bottom, left:min(left + thick, right)] = color
+        out[top:bottom, max(right - thick, left):right] = color
+        bits = text_bitmap(label_text(det), scale)
+        pad = scale
+        box_h, box_w = bits.shape[0] + 2 * pad, bits.shape[1] + pad
+        y0 = top - box_h if top - box_h >= 0 else top  # above the box, else inside its top edge
+        y1, x1 = min(y0 + box_h, height), min(left + box_w, width)
+        if y1 <= y0 or x1 <= left:
+            continue
+        out[y0:y1, left:x1] = color
+        ink = np.array([0, 0, 0] if int(color.astype(np.int32).sum()) > 382 else [255, 255, 255], np.uint8)
+        region = out[y0 + pad:min(y0 + pad + bits.shape[0], y1), left + pad:min(left + pad + bits.shape[1], x1)]
+        region[bits[:region.shape[0], :region.shape[1]]] = ink
+    return out
+
+
+def drawing_names(paths: Sequence[str], ext: str) -> list[str]:
+    """One file name per image for --draw: its own name with the drawing's extension, and -2, -3 ...
+    when two images (in different folders) share a name. Pure."""
+    names: list[str] = []
+    taken: set[str] = set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0] or "image"
+        name, n = f"{stem}.{ext}", 1
+        while name in taken:
+            n += 1
+            name = f"{stem}-{n}.{ext}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Write bytes to a temporary file next to ``path`` and rename it into place (OutputError on failure)."""
+    folder = os.path.dirname(path) or "."
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise OutputError(f"--draw {folder}: cannot create a file: {describe(e)}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise OutputError(f"--draw {path}: cannot write: {describe(e)}") from None
 
 
 class Writer(threading.Thread):
@@ -922,6 +1314,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not paths:
         error(f"no images found in {' '.join(args.images)}")
         return EXIT_USAGE
+    try:
+        paths = prepare_results(args, paths)
+    except (LabelMapError, OutputError, ValueError) as e:
+        error(str(e))
+        return EXIT_USAGE
     signals = Signals()  # before any temporary file exists: a signal must not leave one behind
     outputs: list[Output] = []
     try:
@@ -944,6 +1341,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         for output in outputs:
             output.discard()
         signals.restore()
+
+
+def prepare_results(args: argparse.Namespace, paths: list[str]) -> list[str]:
+    """Read --label-map and --coco-gt and create the --draw folder, before TensorFlow is imported; the
+    images to run (with --format coco, those with an image id). Sets args.labels and args.image_ids."""
+    args.labels = read_label_map(args.label_map) if args.label_map else None
+    args.image_ids = None
+    if args.format != "coco":
+        if args.coco_gt:
+            raise ValueError(f"--coco-gt {args.coco_gt}: only used with --format coco")
+    else:
+        if args.coco_gt:
+            args.image_ids = read_coco_image_ids(args.coco_gt)
+        known = [p for p in paths if coco_image_id(p, args.image_ids) is not None]
+        unknown = [p for p in paths if coco_image_id(p, args.image_ids) is None]
+        if not known:
+            where = (f"listed in --coco-gt {args.coco_gt}" if args.coco_gt
+                     else "named by a number (give --coco-gt annotations.json)")
+            raise ValueError(f"--format coco: none of the {len(paths)} image(s) is {where}")
+        if unknown:
+            where = f"not in --coco-gt {args.coco_gt}" if args.coco_gt else "not named by a number"
+            warning(f"--format coco: skipping {len(unknown)} image(s) {where}: "
+                    + ", ".join(os.path.basename(p) for p in unknown[:5]) + (" ..." if len(unknown) > 5 else ""))
+        paths = known
+    if args.draw:
+        folder = args.draw
+        if os.path.exists(folder) and not os.path.isdir(folder):
+            raise OutputError(f"--draw {folder}: is a file; give a folder")
+        parent = os.path.dirname(os.path.abspath(folder))
+        if not os.path.isdir(parent):
+            raise OutputError(f"--draw {folder}: folder {parent} does not exist")
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"--draw {folder}: cannot create: {describe(e)}") from None
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputError(f"--draw {folder}: cannot write into it (permission denied)")
+    return paths
 
 
 def open_outputs(args: argparse.Namespace, opened: list[Output]) -> None:
@@ -1044,13 +1479,33 @@ def run(args: argparse.Namespace, paths: Sequence[str], signals: Signals, out: O
                            args.jpeg_dct)
 
     seen: set[int] = set()
+    coco_started = [False]  # --format coco: the array's "[" is written
+    draw_names = drawing_names(paths, args.draw_format) if args.draw else []
+    drawn = [0]
 
     def write_batch(index: np.ndarray, outputs: Mapping[str, Sequence[np.ndarray]], sizes: np.ndarray) -> None:
         """Model outputs of one batch -> JSON lines, one write per batch (a full disk raises OutputError)."""
         numbers = index.tolist()
         seen.update(numbers)
-        records = batch_records([paths[i] for i in numbers], sizes, outputs, args.score_threshold, mask_threshold)
-        out.write("".join(json.dumps(record) + "\n" for record in records))
+        records = batch_records([paths[i] for i in numbers], sizes, outputs, args.score_threshold, mask_threshold,
+                                args.labels)
+        if args.format == "coco":
+            pieces = []
+            for record in records:
+                for result in coco_results(record, coco_image_id(record["file"], args.image_ids)):
+                    pieces.append((",\n" if coco_started[0] else "[\n") + json.dumps(result))
+                    coco_started[0] = True
+            out.write("".join(pieces))
+        else:
+            out.write("".join(json.dumps(record) + "\n" for record in records))
+        for i, record in zip(numbers, records):
+            if args.draw:
+                image = decode_image_bytes(tf, tf.io.read_file(paths[i]), args.jpeg_dct).numpy()
+                drawing = draw_record(image, record)
+                data = (tf.io.encode_png(drawing) if args.draw_format == "png"
+                        else tf.io.encode_jpeg(drawing, quality=95)).numpy()
+                write_atomically(os.path.join(args.draw, draw_names[i]), data)
+                drawn[0] += 1
 
     writer = Writer(write_batch, nice=args.post_nice) if args.overlap else None
     done = 0
@@ -1086,6 +1541,8 @@ def run(args: argparse.Namespace, paths: Sequence[str], signals: Signals, out: O
                       file=sys.stderr, flush=True)
         if writer is not None:
             writer.finish()
+        if args.format == "coco":
+            out.write("\n]\n" if coco_started[0] else "[]\n")
         out.close()  # flushed: a full disk shows here at the latest
         wall = time.perf_counter() - t0
         skipped = [p for i, p in enumerate(paths) if i not in seen]
@@ -1099,7 +1556,8 @@ def run(args: argparse.Namespace, paths: Sequence[str], signals: Signals, out: O
                                       "images_per_s": done / wall if wall > 0 else None,
                                       "steady_images_per_s": steady, "batch_size": args.batch_size,
                                       "batch_size_requested": requested_batch, "batch_size_rule": auto_reason,
-                                      "threads": args.threads,
+                                      "threads": args.threads, "format": args.format,
+                                      "label_map": args.label_map, "drawn": drawn[0] if args.draw else None,
                                       "xla": args.xla, "jpeg_dct": args.jpeg_dct, "overlap": args.overlap,
                                       "post_nice": args.post_nice if args.overlap else None}, indent=2))
             summary.close()
