@@ -45,10 +45,11 @@ def run_cli(args, capsys):
     return exc.value.code, cap.out, cap.err
 
 
-def test_custom_names_migrate_and_match(tiny_graph, tmp_path, capsys):
+def test_custom_names_migrate_and_match(tiny_graph, tmp_path, capsys, monkeypatch):
     tf = pytest.importorskip("tensorflow")
     out = tmp_path / "m"
-    code, stdout, err = run_cli(["migrate", str(tiny_graph), "--out", str(out), "--inputs", "images/in",
+    monkeypatch.chdir(tiny_graph.parent)  # a relative model path: migration.json still finds it from anywhere
+    code, stdout, err = run_cli(["migrate", tiny_graph.name, "--out", str(out), "--inputs", "images/in",
                                  "--outputs", OUTPUTS, "--json"], capsys)
     assert code == 0, err
     doc = json.loads(stdout)
@@ -57,7 +58,9 @@ def test_custom_names_migrate_and_match(tiny_graph, tmp_path, capsys):
     assert set(doc["parity"]["max_abs_diff"]) == {"detection_boxes", "detection_scores", "detection_classes",
                                                   "num_detections"}
     assert {o["key"]: o["tensor"] for o in doc["outputs"]}["detection_classes"] == "out/classes:0"
-    assert json.loads((out / "migration.json").read_text())["parity"] == doc["parity"]
+    written = json.loads((out / "migration.json").read_text())
+    assert written["parity"] == doc["parity"]
+    assert written["source"]["path"] == tiny_graph.name and written["source"]["resolved"] == str(tiny_graph.resolve())
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "beam_pipeline.py", "migration.json",
                                                      "run_inference.py", "saved_model"]
     sig = tf.saved_model.load(str(out / "saved_model")).signatures["serving_default"]

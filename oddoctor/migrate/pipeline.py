@@ -190,7 +190,7 @@ def migrate(
             "oddoctor_version": __version__,
             "tensorflow_version": tf.__version__,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "source": {"path": str(model), "resolved": str(p.source), "kind": p.kind,
+            "source": {"path": str(model), "resolved": str(Path(p.source).resolve()), "kind": p.kind,
                        "sha256": source_digest(p.source)},
             "out": str(out),
             "saved_model": "saved_model",
