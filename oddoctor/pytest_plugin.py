@@ -426,13 +426,16 @@ def _fail_test(message: str) -> NoReturn:
 
 @pytest.fixture
 def oddoctor_leak() -> Any:
-    """``oddoctor_leak(fn, iterations=30, warmup=10, graph=None) -> LeakResult``: measure a callable.
+    """``oddoctor_leak(fn, iterations=30, warmup=10, graph=None, until_decided=True) -> LeakResult``.
 
-    The measurement is :func:`oddoctor.leak.inprocess.measure_leak`; ``assert_no_leak()`` fails the test.
+    The measurement is :func:`oddoctor.leak.inprocess.measure_leak` (the verdicts of ``oddoctor leak-test``);
+    ``assert_no_leak()`` fails the test.
     """
     from oddoctor.leak.inprocess import LeakResult, measure_leak
 
-    def measure(fn: Any, *, iterations: int = 30, warmup: int = 10, graph: Any = None) -> LeakResult:
-        return measure_leak(fn, iterations=iterations, warmup=warmup, graph=graph, fail=_fail_test)
+    def measure(fn: Any, *, iterations: int = 30, warmup: int = 10, graph: Any = None,
+                until_decided: bool = True) -> LeakResult:
+        return measure_leak(fn, iterations=iterations, warmup=warmup, graph=graph, fail=_fail_test,
+                            until_decided=until_decided)
 
     return measure

@@ -123,12 +123,18 @@ def test_demo_flags_legacy_passes_fixed_and_never_flips(tmp_path):
     for until in ("--until-decided", "--no-until-decided"):
         proc = run_cli(["--demo", "--json", "-n", "16", "-w", "10", until])
         again = json.loads(proc.stdout)
-        assert proc.returncode == 0, proc.stderr
+        assert proc.returncode == (0 if again["demo_as_expected"] else 1), proc.stderr
         if until == "--no-until-decided":
             assert again["modes"]["fixed"]["images_run"] == again["modes"]["legacy"]["images_run"] == 26
         assert again["modes"]["legacy"]["verdict"] == "leak"
-        assert again["modes"]["fixed"]["verdict"] == "ok"
         assert again["modes"]["legacy"]["metrics"]["graph_nodes"]["status"] == "leak"
+        # 16 images may be too few for the demo's fixed RSS, which creeps for ~20-25 images: then it is
+        # inconclusive (and the demo says it did not show the fix), never a leak.
+        fixed = again["modes"]["fixed"]
+        assert fixed["verdict"] in ("ok", "inconclusive") and fixed["leaking_metrics"] == []
+        assert again["demo_as_expected"] == (fixed["verdict"] == "ok")
+        if fixed["verdict"] == "inconclusive":
+            assert fixed["smallest_run"]["iterations"] > 16
 
 
 @pytest.mark.tf

@@ -8,13 +8,16 @@ import pytest
 
 from oddoctor.leak.decide import (
     GRAPH_STREAK,
+    LATENCY_MIN_POINTS,
     MIB,
     MIN_SEGMENT,
     RSS_THRESHOLD_MIB,
     exact_growth,
     find_steps,
     graph_decision,
+    images_for_slope,
     judge,
+    latency_decision,
     may_stop,
     memory_decision,
 )
@@ -129,3 +132,89 @@ def test_a_steady_runtime_leak_with_a_constant_graph_is_caught_after_the_long_se
         ys = noisy([700.0 + 0.75 * i for i in range(30)], 0.5, seed)
         assert judge(samples(ys, [739] * 30))["rss"].status == "leak", seed
         assert judge(samples(ys[:20], [739] * 20))["rss"].status == "undecided", seed  # too soon to tell
+
+
+# --- Short runs (issue #16) and the OD API model's series (issue #10) --------------------------------------------
+
+# OD API Mask R-CNN Inception v2 (size 300), 2 shared CPU cores, MiB after images 4..9 (warm-up 4): the legacy
+# loop's RSS grows in chunks (+15 MiB at image 7) between +1 MiB images, while the graph grows by 84 ops/image.
+REAL_LEGACY_CHUNKS = [2767.8, 2769.4, 2784.6, 2785.4, 2786.2, 2791.8]
+# The fixed loop on the same model, images 4..11: creeps by 0.3-0.7 MiB for three images, then flat.
+REAL_FIXED_CREEP = [2517.5, 2517.8, 2518.2, 2518.9, 2518.9, 2518.9, 2518.9, 2519.1]
+
+
+def test_memory_growing_in_chunks_with_the_graph_is_a_leak_within_six_images():
+    # Before: every chunk was a step that restarted the segment, so the verdict waited (max 21 images).
+    d = judge(samples(REAL_LEGACY_CHUNKS, [8365 + 84 * i for i in range(6)], warmup=4))
+    assert d["rss"].status == "leak" and d["rss"].decided and d["rss"].steps == (6.0,)
+    assert may_stop(samples(REAL_LEGACY_CHUNKS, [8365 + 84 * i for i in range(6)], warmup=4)).stop
+
+
+def test_one_step_while_the_graph_grows_is_not_a_memory_leak():
+    # The graph grows, memory steps once and stays flat: the whole series is not a leak (one half is flat).
+    for at in range(1, 11):
+        ys = [2500.0] * at + [2560.0] * (12 - at)
+        rss = judge(samples(ys, [8000 + 84 * i for i in range(12)]))["rss"]
+        assert rss.status != "leak", at
+
+
+def test_an_allocator_that_creeps_then_stops_is_ok_on_its_flat_tail():
+    # Before: undecided until 10 measured images (the creep kept the Mann-Kendall test from 95%).
+    d = judge(samples(REAL_FIXED_CREEP, [7985] * len(REAL_FIXED_CREEP), warmup=4))["rss"]
+    assert (d.status, d.decided, d.rule) == ("ok", True, "tail")
+    # Still creeping at the end: no verdict yet.
+    assert judge(samples(REAL_FIXED_CREEP[:6], [7985] * 6, warmup=4))["rss"].status == "undecided"
+
+
+def test_a_slow_leak_is_never_called_ok_at_any_length():
+    # 0.5 MiB/image (twice the threshold) with noise, looked at after every image as --until-decided does:
+    # with the graph constant it may stay undecided, it is never decided "ok".
+    for seed in range(30):
+        ys = noisy([700.0 + 0.5 * i for i in range(30)], 0.2, seed)
+        for n in range(6, 31):
+            rss = judge(samples(ys[:n], [739] * n))["rss"]
+            assert rss.status != "ok", (seed, n)
+        assert judge(samples(ys, [739] * 30))["rss"].status == "leak", seed
+        # With the graph growing (a leak expected) it is found within 10 measured images.
+        assert judge(samples(ys[:10], [8000 + 84 * i for i in range(10)]))["rss"].status == "leak", seed
+
+
+def test_short_fixed_run_with_a_late_step_is_inconclusive_not_a_leak():
+    # -n 12 -w 3 (#16): flat, one 60 MiB step two images before the end. Once judged "LEAK 98%".
+    ys = [2519.0] * 10 + [2579.0, 2579.0]
+    rss = judge(samples(ys, [7985] * 12))["rss"]
+    assert rss.status == "undecided" and not rss.decided
+    assert rss.needed == 10 + MIN_SEGMENT and "2 images after it" in rss.notes[0]
+    for seed in range(20):  # anywhere, with noise: never a leak
+        for at in range(1, 12):
+            ys = noisy([2519.0] * at + [2579.0] * (12 - at), 0.2, seed)
+            assert judge(samples(ys, [7985] * 12))["rss"].status != "leak", (seed, at)
+
+
+def test_latency_under_its_needed_images_is_undecided_and_says_how_many():
+    # Shared-CPU latency, 20 % noise: over 6-19 images the old rule said ok, plateau or undecided by chance.
+    statuses = set()
+    for seed in range(30):
+        for n in (6, 9, 12, 19):
+            ys = noisy([4000.0] * n, 800.0, seed)
+            lat = judge([{**s, "latency_ms": y} for s, y in zip(samples([700.0] * n, [739] * n), [4000.0] * 3 + ys)])
+            statuses.add(lat["latency"].status)
+            assert lat["latency"].needed >= LATENCY_MIN_POINTS
+            assert f"-n {lat['latency'].needed}" in lat["latency"].notes[-1]
+    assert statuses == {"undecided"}
+
+
+def test_latency_is_decided_once_the_series_carries_it():
+    flat = noisy([100.0] * 60, 2.0, 1)
+    d = latency_decision(flat, xs(60), threshold=2.0)
+    assert (d.status, d.decided) == ("ok", True)
+    growing = [100.0 + 5.0 * i + e for i, e in enumerate(noisy([0.0] * 60, 2.0, 2))]
+    assert latency_decision(growing, xs(60), threshold=2.0).status == "leak"
+
+
+def test_images_needed_grows_with_noise_and_shrinks_with_the_threshold():
+    # sd 20 % of the median against a 2 %-per-image threshold: (2 * 1.645 * 0.2 * sqrt(12) / 0.02) ** (2/3).
+    assert images_for_slope(0.2, 0.02) == 24
+    assert images_for_slope(0.1, 0.02) < images_for_slope(0.2, 0.02) < images_for_slope(0.4, 0.02)
+    assert images_for_slope(0.2, 0.04) < images_for_slope(0.2, 0.02)
+    assert images_for_slope(0.0, 0.02) == 6

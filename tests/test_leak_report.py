@@ -114,11 +114,13 @@ def test_json_document_keys_in_order():
     legacy = doc["modes"]["legacy"]
     assert list(legacy) == ["mode", "title", "wall_s", "iterations", "warmup", "start", "error", "metrics", "latency",
                             "sessions_created", "images_run", "verdict", "leaking_metrics", "projection", "findings",
-                            "undecided_metrics", "stopped", "reframe", "entry", "samples"]  # new keys before samples
+                            "undecided_metrics", "stopped", "reframe", "entry", "smallest_run",
+                            "samples"]  # new keys before samples
     assert list(legacy["metrics"]) == ["graph_nodes", "rss", "gpu_nvml", "gpu_tf", "latency"]
     assert list(legacy["metrics"]["rss"]) == ["status", "slope_per_image", "threshold_per_image", "confidence",
                                               "verdict_confidence", "part_confidence", "unit", "n", "notes", "label",
-                                              "first", "last", "decided", "rule", "segment", "steps"]
+                                              "first", "last", "decided", "rule", "segment", "steps",
+                                              "needed_images"]
     assert legacy["metrics"]["gpu_nvml"] == {"status": "n/a", "label": "GPU memory (NVML)", "unit": "MiB",
                                              "reason": "NVML unavailable (no driver)"}
     assert list(legacy["latency"]) == ["first_image_ms", "median_ms", "p90_ms"]
@@ -134,11 +136,15 @@ def test_the_report_says_how_many_images_ran_and_why_it_stopped():
     run.done.update(stopped="decided", until_decided=True)
     mode = analyze_mode(run)
     assert mode.stopped == {"reason": "decided", "images": 11,
-                            "message": "stopped after 11 images (3 warm-up + 8 measured): graph and memory decided"}
+                            "message": "stopped after 11 images (3 warm-up + 8 measured): graph and memory decided; "
+                                       "latency undecided (latency never holds a mode back)"}
+    # 8 images cannot carry a latency verdict: undecided, with the run that can.
+    assert mode.metrics["latency"].status == "undecided" and mode.smallest_run == {
+        "warmup": 3, "iterations": 8, "decided": True, "latency_iterations": 20}
     assert mode.metrics["graph_nodes"].rule == "exact" and mode.metrics["graph_nodes"].decided
     run = fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20, n=10, warmup=0)
     run.done.update(stopped="max-images", until_decided=False)
-    assert analyze_mode(run).stopped["message"] == "ran all 10 images (0 warm-up + 10 measured)"
+    assert analyze_mode(run).stopped["message"] == "ran all 10 images (0 warm-up + 10 measured); undecided: latency"
     report = build_report({"fixed": run}, model="m.pb", options={})
     text = render_text(report)
     assert "images run" in text and "10 (max-images)" in text
@@ -155,3 +161,23 @@ def test_memory_after_an_allocator_step_is_judged_on_its_own_and_projected_from_
     assert rss.slope_per_image == pytest.approx(1.5, rel=0.01)
     assert mode.projection["RAM"].segment == [5, 14]
     assert "from #6" in render_text(build_report({"legacy": run}, model="m.pb", options={}))
+
+
+def test_a_run_too_short_to_decide_is_inconclusive_and_names_the_run_that_decides():
+    run = fake_run("fixed", nodes_per_image=0, rss_per_image_mib=0.0, latency_ms=20, n=12, warmup=3)
+    for s in run.samples:  # a 60 MiB step two images before the end (-n 12 -w 3, issue #16)
+        if s["i"] >= 13:
+            s["rss_bytes"] += 60 * MIB
+    run.done.update(stopped="max-images", until_decided=False)
+    report = build_report({"fixed": run}, model="m.pb", options={})
+    mode = report.modes["fixed"]
+    assert mode.verdict == "inconclusive" and mode.leaking_metrics == [] and report.exit_code == 0
+    assert mode.metrics["rss"].needed == 10 + 6  # the step at measured image 10, then 6 images after it
+    assert mode.smallest_run == {"warmup": 3, "iterations": 16, "decided": False, "latency_iterations": 20}
+    text = render_text(report)
+    assert "inconclusive: run longer" in text
+    assert "fixed: inconclusive (rss undecided after 12 measured images): run longer, -w 3 -n 16 at least" in text
+    assert report.to_dict()["modes"]["fixed"]["metrics"]["rss"]["needed_images"] == 16
+    demo = build_report({"fixed": run}, model="demo", options={}, demo=True)
+    assert not demo.demo_as_expected and demo.exit_code == 1  # the demo did not show the fix passing
+    assert "demo: the fixed loop found no leak but was not decided in this run: run longer" in render_text(demo)

@@ -87,6 +87,8 @@ def _progress_printer(warmup: int) -> Any:
             skipped = f" ({len(event['skipped'])} unreadable skipped)" if event.get("skipped") else ""
             print(f"leak-test: {event['mode']}: model {event['model']} ({event['model_nodes']} nodes), "
                   f"{event['images']} images{skipped}, pid {event['pid']}", file=sys.stderr, flush=True)
+            if event.get("warmup_why"):
+                print(f"leak-test: {event['mode']}: {event['warmup_why']}", file=sys.stderr, flush=True)
             if event.get("entry"):
                 print(f"leak-test: {event['mode']}: your function {event['entry']}, called as "
                       f"{event.get('entry_call')}, replaces the tutorial loop", file=sys.stderr, flush=True)
@@ -120,7 +122,8 @@ def leak_test(
         show_default=False)] = None,
     iterations: Annotated[int, typer.Option(
         "--iterations", "-n", help="Measured images per mode (the most, with --until-decided).")] = 30,
-    warmup: Annotated[int, typer.Option("--warmup", "-w", help="Images run first and left out of the verdicts.")] = 3,
+    warmup: Annotated[int, typer.Option("--warmup", "-w", help="Images run first and left out of the verdicts "
+                                        "(raised to one pass over the image sizes).")] = 3,
     mode: Annotated[str, typer.Option("--mode", help="legacy, fixed or both.")] = "both",
     images: Annotated[Optional[Path], typer.Option(
         "--images", help="Folder of jpg/png (any size); default: seeded synthetic images of 4 sizes.")] = None,
@@ -137,7 +140,7 @@ def leak_test(
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per mode.")] = 900.0,
     until_decided: Annotated[bool, typer.Option(
         "--until-decided/--no-until-decided",
-        help="Stop a mode as soon as every metric is decided (at least 6 measured images).")] = True,
+        help="Stop a mode as soon as its graph and memory verdicts are decided (at least 6 measured images).")] = True,
     entry: Annotated[Optional[str], typer.Option(
         "--entry", help="Your per-image function, module:function or file.py:function, called as "
         "fn(image, graph) or fn(image): measured instead of the tutorial loop.", show_default=False)] = None,

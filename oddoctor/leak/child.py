@@ -13,12 +13,13 @@ Memory is read with :mod:`oddoctor.leak.sampling`, as the in-process measurement
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
 import time
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,24 @@ def _count_sessions(tf: Any) -> Any:
 
 
 FOLDER_POOL = 64  # photos read from --images, then cycled: a long run must not hold thousands decoded
+MAX_SIZE_WARMUP = 16  # the warm-up is raised to one pass over the image sizes, to this many images at most
+
+
+def one_pass(sizes_in_order: Sequence[tuple[int, int]]) -> int:
+    """How many images, from the first, it takes to see every distinct size once (at most
+    :data:`MAX_SIZE_WARMUP`): the least warm-up, since the first image of a size steps memory up."""
+    distinct = set(sizes_in_order)
+    seen: set[tuple[int, int]] = set()
+    for i, size in enumerate(sizes_in_order):
+        seen.add(size)
+        if len(seen) == len(distinct):
+            return min(i + 1, MAX_SIZE_WARMUP)
+    return min(len(sizes_in_order), MAX_SIZE_WARMUP)
 
 
 def _images(spec: LeakSpec, count: int) -> tuple[Iterator[Any], int, list[tuple[int, int]],
-                                                 list[tuple[str, str]]]:
-    """(the ``count`` images in order, how many distinct, their sizes, skipped files).
+                                                 list[tuple[str, str]], int]:
+    """(the ``count`` images in order, how many distinct, their sizes, skipped files, :func:`one_pass`).
 
     Synthetic images are made one at a time, just before their turn (``-n`` in the millions must not build
     them all first); a folder's first :data:`FOLDER_POOL` readable photos are read up front and cycled.
@@ -85,7 +99,8 @@ def _images(spec: LeakSpec, count: int) -> tuple[Iterator[Any], int, list[tuple[
 
     if not spec.images:
         sizes = sorted({DEFAULT_SIZES[i % len(DEFAULT_SIZES)] for i in range(min(count, len(DEFAULT_SIZES)))})
-        return iter_synthetic_images(count, seed=spec.seed), count, sizes, []
+        return (iter_synthetic_images(count, seed=spec.seed), count, sizes, [],
+                one_pass(DEFAULT_SIZES[:min(count, len(DEFAULT_SIZES))]))
     try:
         folder = load_image_dir(spec.images, limit=min(count, FOLDER_POOL))
     except ImageError as e:
@@ -96,7 +111,8 @@ def _images(spec: LeakSpec, count: int) -> tuple[Iterator[Any], int, list[tuple[
                           f"({len(folder.skipped)} skipped)")
     pool = folder.images
     sizes = sorted({(int(a.shape[0]), int(a.shape[1])) for a in pool})
-    return (pool[i % len(pool)] for i in range(count)), len(pool), sizes, skipped
+    passes = one_pass([(int(a.shape[0]), int(a.shape[1])) for a in pool])
+    return (pool[i % len(pool)] for i in range(count)), len(pool), sizes, skipped, passes
 
 
 class _InputError(Exception):
@@ -174,6 +190,7 @@ def run(spec: LeakSpec) -> int:
     from oddoctor_legacy_tf1.tutorial import load_detection_graph, run_inference_for_single_image
 
     iterations, warmup = spec.iterations, spec.warmup
+    warmup_why = None
     try:
         model_path = Path(spec.model or "")
         if spec.demo and not model_path.exists():
@@ -184,7 +201,12 @@ def run(spec: LeakSpec) -> int:
         problem = image_input_problem(placeholder_shape(model.graph_def, INPUT_TENSOR))
         if problem:
             raise ModelError(f"{model.path}: input {INPUT_TENSOR} {problem}")
-        images, distinct, sizes, skipped = _images(spec, warmup + iterations)
+        images, distinct, sizes, skipped, size_pass = _images(spec, warmup + iterations + MAX_SIZE_WARMUP)
+        if size_pass > warmup:  # the first image of each size steps memory up: keep those steps out
+            warmup_why = (f"warm-up raised from {warmup} to {size_pass}: one pass over the "
+                          f"{len(sizes)} image sizes, whose first images step memory up")
+            warmup = size_pass
+        images = itertools.islice(images, warmup + iterations)
     except (ModelError, _InputError) as e:
         emit("error", kind="input", message=str(e))
         return 2
@@ -209,7 +231,8 @@ def run(spec: LeakSpec) -> int:
          host_available_bytes=host_available_bytes(), gpu_free_bytes=nvml.free_bytes(),
          reframe=reframe_used if model.has_masks else None, reframe_why=reframe_why if model.has_masks else None,
          entry=spec.entry if user_fn is not None else None,
-         entry_call=user_fn.call_form if user_fn is not None else None, until_decided=spec.until_decided)
+         entry_call=user_fn.call_form if user_fn is not None else None, until_decided=spec.until_decided,
+         warmup=warmup, warmup_why=warmup_why)
 
     detector = None
     graph = None

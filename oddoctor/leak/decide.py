@@ -16,15 +16,24 @@ verdict printed is the verdict the child stopped on. Pure Python, no TensorFlow.
   itself, a leak in chunks: then the whole series is judged, with the persistence checks of
   :func:`~oddoctor.leak.stats.trend`. A verdict against expectation needs :data:`LONG_SEGMENT` images:
   a memory leak while the graph is constant, no memory growth while the graph grows, and a plateau.
-- **Latency** and everything else: :func:`~oddoctor.leak.stats.trend`, decided when its one-sided
-  confidence is at least :data:`DECIDE_LEVEL` either way. Latency does not hold a mode back
-  (:data:`GATING_METRICS`): it is reported as decided or ``undecided`` when the mode stops.
+  Where the graph predicts the answer, two shortcuts: while it grows, a whole series that grows
+  persistently is a leak even if its chunks look like steps (:func:`memory_decision`); while it is
+  constant, a segment that crept up and then stayed flat for :data:`MIN_SEGMENT` images is ``ok`` (``tail``).
+- **Latency**: :func:`latency_decision`, the trend once the series has :data:`LATENCY_MIN_POINTS` images
+  and as many as its noise needs (:func:`images_for_slope`), else ``undecided``. It does not hold a mode
+  back (:data:`GATING_METRICS`).
+- Anything else: :func:`~oddoctor.leak.stats.trend`, decided when its one-sided confidence is at least
+  :data:`DECIDE_LEVEL` either way.
+
+An ``undecided`` decision carries ``needed``: the measured images after which a verdict can be expected,
+which the report turns into "inconclusive, run longer: -n K".
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Optional
 
 from oddoctor.leak.stats import MIN_POINTS, median, trend
@@ -52,6 +61,11 @@ MAX_ALLOCATOR_STEPS = 2  # more steps than this in one series: the steps are the
 # more likely a leak that comes in chunks (a new high-water mark every few images). Either needs this
 # many images after the last step; the expected verdict needs MIN_SEGMENT.
 LONG_SEGMENT = 30
+# Latency: a verdict needs at least this many measured images, and as many as its own noise asks for
+# (:func:`images_for_slope`). Fewer: ``undecided`` with that number, never a verdict that the next run flips.
+LATENCY_MIN_POINTS = 20
+Z_DECIDE = 1.645  # one-sided normal quantile of DECIDE_LEVEL
+MAX_NEEDED = 10_000  # the most images a "run longer" advice names (leak-test's -n limit)
 
 METRICS = (  # key, sample field, label, unit, scale
     ("graph_nodes", "graph_nodes", "graph nodes", "ops", 1.0),
@@ -83,8 +97,14 @@ class Decision:
     n: int = 0
     segment: Optional[tuple[float, float]] = None
     steps: tuple[float, ...] = ()  # x of each detected step (memory)
-    rule: str = "trend"  # "exact" (equal op-count differences), "trend", "segment" (after the last step)
+    rule: str = "trend"  # "exact" (equal op-count differences), "trend", "segment" (after the last step),
+    # "tail" (memory: the last MIN_SEGMENT images, after an early creep)
     notes: tuple[str, ...] = ()
+    needed: Optional[int] = None  # undecided: measured images after which a verdict can be expected
+
+    @property
+    def leaks(self) -> bool:
+        return self.status == "leak"
 
 
 def threshold_for(key: str, median_latency_ms: Optional[float]) -> float:
@@ -152,6 +172,46 @@ def robust_scale(values: Sequence[float]) -> float:
     return 1.4826 * float(median([abs(v - mid) for v in values]) or 0.0)
 
 
+def noise_sd(ys: Sequence[float]) -> float:
+    """The image-to-image noise of a series, trend left out: the robust scale of its differences / sqrt(2)."""
+    diffs = [ys[i] - ys[i - 1] for i in range(1, len(ys))]
+    return robust_scale(diffs) / math.sqrt(2.0) if diffs else 0.0
+
+
+def images_for_slope(sd: float, threshold: float, *, z: float = Z_DECIDE) -> int:
+    """Measured images after which a slope is known to within half ``threshold`` at one-sided confidence
+    ``z``, for noise ``sd`` per image: the least-squares slope's standard error is sd * sqrt(12 / n^3)
+    (Theil-Sen's is close to it), so ``n = (2 z sd sqrt(12) / threshold) ** (2/3)``. A series whose true slope
+    is 0 (or twice the threshold) is then decided in most runs, and the same way in each."""
+    if sd <= 0.0:
+        return MIN_POINTS
+    if threshold <= 0.0:
+        return MAX_NEEDED
+    n = (2.0 * z * sd * math.sqrt(12.0) / threshold) ** (2.0 / 3.0)
+    return max(MIN_POINTS, min(MAX_NEEDED, math.ceil(n)))
+
+
+def latency_decision(ys: Sequence[float], xs: Sequence[float], threshold: float) -> Decision:
+    """The trend verdict once the series is long enough for its noise (:func:`images_for_slope`, at least
+    :data:`LATENCY_MIN_POINTS`); before that ``undecided``, with the number of images it needs.
+
+    On a shared machine latency varies 10-30 % from image to image; over 6-12 images a 2 %-per-image trend
+    is then a coin toss that the Mann-Kendall test decides now one way, now the other (runs flipped between
+    ok, plateau and undecided). Withholding the verdict until the series can carry it keeps it steady."""
+    sd = noise_sd(ys)
+    needed = max(LATENCY_MIN_POINTS, images_for_slope(sd, threshold))
+    if len(ys) >= needed:
+        return _from_trend(ys, xs, threshold)
+    t = trend(ys, threshold, xs=xs)
+    mid = median(ys) or 0.0
+    spread = f"±{sd / mid:.0%}" if mid > 0 else f"±{sd:.3g}"
+    return Decision("undecided", False, t.slope, threshold, t.confidence, t.part_confidence, len(ys),
+                    (float(xs[0]), float(xs[-1])), (), "trend",
+                    (f"varies {spread} from image to image: about {needed} measured images are needed to tell "
+                     f"a trend of {threshold:.3g}/image from that noise; run longer "
+                     f"(--no-until-decided -n {needed})",), needed)
+
+
 def find_steps(ys: Sequence[float], *, min_step: float = STEP_MIN_MIB,
                noise_factor: float = STEP_NOISE_FACTOR) -> list[int]:
     """Indices ``j`` where ``ys[j] - ys[j-1]`` is a step: larger than ``min_step`` and than
@@ -175,13 +235,41 @@ def high_water(ys: Sequence[float]) -> list[float]:
     return out
 
 
+def _undecided(decision: Decision, note: str, needed: Optional[int]) -> Decision:
+    return replace(decision, status="undecided", decided=False, notes=(*decision.notes, note), needed=needed)
+
+
 def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, *,
                     leak_points: int = MIN_SEGMENT, ok_points: int = MIN_SEGMENT) -> Decision:
+    """:func:`segment_decision`; and while the graph grows (``leak_points < ok_points``: a leak is expected),
+    a leak of the whole series when the segment after the last step cannot decide one.
+
+    Memory then often grows in chunks, one every few images, each of which looks like a step and restarts
+    the segment (the OD API model's legacy loop: chunks of 5-15 MiB every 3-6 images, +1 MiB an image
+    between them). The chunks are the growth: the whole series is a leak when it grows in each half and its
+    last third leans up (persistence, :func:`oddoctor.leak.stats.trend`), which one step, or warm-up steps
+    that stop, never do."""
+    decision = segment_decision(ys, xs, threshold, leak_points=leak_points, ok_points=ok_points)
+    if decision.status != "leak" and decision.steps and leak_points < ok_points and len(ys) >= MIN_POINTS:
+        whole = _from_trend(ys, xs, threshold, steps=decision.steps)
+        if whole.status == "leak":
+            return replace(whole, notes=(*whole.notes, f"{len(decision.steps)} step(s) while the graph grows: "
+                                                        "judged as one series, the steps part of the growth"))
+    return decision
+
+
+def segment_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, *,
+                     leak_points: int = MIN_SEGMENT, ok_points: int = MIN_SEGMENT) -> Decision:
     """The verdict on the segment after the last step, or ``undecided`` while that segment is short
     (shorter than ``leak_points`` for a leak, ``ok_points`` for no growth, :data:`LONG_SEGMENT` for a
-    plateau)."""
+    plateau). An undecided verdict carries ``needed``: the measured images after which it can be decided.
+
+    A step is a plateau, not a slope: the images before the last step never count towards growth, so one
+    jump (an allocator pool, a new image size) cannot make a leak of a short series."""
     steps = find_steps(ys)
     step_xs = tuple(float(xs[j]) for j in steps)
+    n = len(ys)
+    start = 0
     if len(steps) > MAX_ALLOCATOR_STEPS:
         decision = _from_trend(ys, xs, threshold, steps=step_xs,
                                notes=(f"{len(steps)} steps: too many for allocator warm-up, judged as one series",))
@@ -192,31 +280,39 @@ def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, 
             return Decision("undecided", False, None, threshold, n=len(seg_y),
                             segment=(float(seg_x[0]), float(seg_x[-1])), steps=step_xs, rule="segment",
                             notes=(f"a step at image {int(step_xs[-1]) + 1}; {len(seg_y)} images after it, "
-                                   f"{MIN_SEGMENT} needed for a verdict",))
+                                   f"{MIN_SEGMENT} needed for a verdict",), needed=start + MIN_SEGMENT)
         decision = _from_trend(seg_y, seg_x, threshold, rule="segment" if steps else "trend", steps=step_xs)
+    if (decision.status in ("undecided", "plateau") and ok_points <= MIN_SEGMENT and decision.n > MIN_SEGMENT
+            and len(steps) <= MAX_ALLOCATOR_STEPS):
+        # The graph is constant (no growth expected) and the segment crept up, then stopped: an allocator
+        # settling after the last new size, below the step size. Its last MIN_SEGMENT images decide alone.
+        tail = _from_trend(ys[-MIN_SEGMENT:], xs[-MIN_SEGMENT:], threshold, rule="tail", steps=step_xs)
+        if tail.status == "ok":
+            return replace(tail, notes=(*tail.notes, f"crept up at first, then flat over the last {MIN_SEGMENT} "
+                                                     "images: an allocator settling, judged on those"))
+    if decision.status == "undecided":
+        # Between the two bounds: as many images as the segment's own noise asks for.
+        more = images_for_slope(noise_sd(ys[start:]), threshold)
+        return replace(decision, needed=max(n + 1, start + more))
     if decision.status == "plateau" and decision.n < LONG_SEGMENT:
         # Grew, then flat for a part of a short series: sawtooth memory (image sizes in turn) does that too.
-        return Decision("undecided", False, decision.slope, threshold, decision.confidence,
-                        decision.part_confidence, decision.n, decision.segment, step_xs, decision.rule,
-                        (*decision.notes, f"a levelling-off is only believed over {LONG_SEGMENT} images"))
+        return _undecided(decision, f"a levelling-off is only believed over {LONG_SEGMENT} images",
+                          start + LONG_SEGMENT)
     if decision.status == "leak" and leak_points >= LONG_SEGMENT and min(
             (c for c in decision.part_confidence if c is not None), default=0.0) < DECIDE_LEVEL:
         # Against expectation (the graph is constant) every part must grow, the last third included: an
         # allocator that creeps for a few dozen images and then stops passes the looser persistence test.
-        return Decision("undecided", False, decision.slope, threshold, decision.confidence,
-                        decision.part_confidence, decision.n, decision.segment, step_xs, decision.rule,
-                        (*decision.notes, f"grows while the graph does not, but not in every part of the series "
-                                          f"with {DECIDE_LEVEL:.0%} confidence: warming up, or a leak; run longer"))
+        return _undecided(decision, f"grows while the graph does not, but not in every part of the series "
+                                    f"with {DECIDE_LEVEL:.0%} confidence: warming up, or a leak; run longer",
+                          max(n + LONG_SEGMENT // 3, start + LONG_SEGMENT))
     if decision.status == "leak" and decision.n < leak_points:
-        return Decision("undecided", False, decision.slope, threshold, decision.confidence,
-                        decision.part_confidence, decision.n, decision.segment, step_xs, decision.rule,
-                        (*decision.notes, f"grows while the graph does not: {leak_points} images after the last "
-                                          "step are needed to tell a leak from an allocator still warming up"))
+        return _undecided(decision, f"grows while the graph does not: {leak_points} images after the last "
+                                    "step are needed to tell a leak from an allocator still warming up",
+                          start + leak_points)
     if decision.status == "ok" and decision.n < ok_points:
-        return Decision("undecided", False, decision.slope, threshold, decision.confidence,
-                        decision.part_confidence, decision.n, decision.segment, step_xs, decision.rule,
-                        (*decision.notes, f"flat while the graph grows: {ok_points} images after the last step "
-                                          "are needed to tell no growth from a leak that comes in chunks"))
+        return _undecided(decision, f"flat while the graph grows: {ok_points} images after the last step "
+                                    "are needed to tell no growth from a leak that comes in chunks",
+                          start + ok_points)
     return decision
 
 
@@ -246,6 +342,8 @@ def judge(samples: Sequence[Mapping[str, Any]]) -> dict[str, Optional[Decision]]
             out[key] = memory_decision(high_water(ys), xs, threshold,
                                        leak_points=MIN_SEGMENT if graph_grows else LONG_SEGMENT,
                                        ok_points=LONG_SEGMENT if graph_grows else MIN_SEGMENT)
+        elif key == "latency":
+            out[key] = latency_decision(ys, xs, threshold)
         else:
             out[key] = _from_trend(ys, xs, threshold)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from oddoctor.leak.decide import METRICS, Decision, judge
+from oddoctor.leak.decide import GATING_METRICS, METRICS, Decision, judge
 from oddoctor.leak.spawn import ModeRun
 from oddoctor.leak.stats import MIN_POINTS, median
 
@@ -52,6 +52,7 @@ class MetricVerdict:
     rule: Optional[str] = None  # "exact", "trend", "segment" (after the last step)
     segment: Optional[list[int]] = None  # first and last image index (0-based) of the series judged
     steps: list[int] = field(default_factory=list)  # image index of each step found (memory)
+    needed: Optional[int] = None  # undecided: measured images after which a verdict can be expected
 
     @classmethod
     def not_available(cls, label: str, unit: str, reason: str) -> MetricVerdict:
@@ -63,7 +64,7 @@ class MetricVerdict:
                    confidence=d.confidence, part_confidence=list(d.part_confidence), n=d.n, notes=list(d.notes),
                    first=series[0], last=series[-1], decided=d.decided, rule=d.rule,
                    segment=[int(d.segment[0]), int(d.segment[1])] if d.segment else None,
-                   steps=[int(x) for x in d.steps])
+                   steps=[int(x) for x in d.steps], needed=d.needed)
 
     @property
     def verdict_confidence(self) -> Optional[float]:
@@ -77,7 +78,7 @@ class MetricVerdict:
                 "verdict_confidence": self.verdict_confidence, "part_confidence": list(self.part_confidence),
                 "unit": self.unit, "n": self.n, "notes": self.notes, "label": self.label, "first": self.first,
                 "last": self.last, "decided": self.decided, "rule": self.rule, "segment": self.segment,
-                "steps": self.steps}
+                "steps": self.steps, "needed_images": self.needed}
 
 
 @dataclass
@@ -133,7 +134,7 @@ class ModeReport:
     latency: Latency
     sessions_created: Optional[int]
     images_run: int
-    verdict: str  # "leak", "ok", "error", "too-short"
+    verdict: str  # "leak", "ok", "inconclusive" (a graph or memory metric undecided), "error", "too-short"
     leaking_metrics: list[str]
     projection: dict[str, Projection]  # "RAM", "VRAM"
     findings: list[Finding]
@@ -142,6 +143,7 @@ class ModeReport:
     stopped: dict[str, Any] = field(default_factory=dict)  # reason ("decided", "max-images", "error"), message
     reframe: Optional[str] = None  # legacy loop: "od_api" or "oddoctor" (whose mask-reframe ops it built)
     entry: Optional[str] = None  # --entry: the user's function that replaced the tutorial loop
+    smallest_run: dict[str, Any] = field(default_factory=dict)  # see smallest_run()
 
     def to_dict(self) -> dict[str, Any]:
         return {"mode": self.mode, "title": self.title, "wall_s": self.wall_s, "iterations": self.iterations,
@@ -151,7 +153,8 @@ class ModeReport:
                 "leaking_metrics": self.leaking_metrics,
                 "projection": {k: p.to_dict() for k, p in self.projection.items()},
                 "findings": [f.to_dict() for f in self.findings], "undecided_metrics": self.undecided_metrics,
-                "stopped": self.stopped, "reframe": self.reframe, "entry": self.entry, "samples": self.samples}
+                "stopped": self.stopped, "reframe": self.reframe, "entry": self.entry,
+                "smallest_run": self.smallest_run, "samples": self.samples}
 
 
 @dataclass
@@ -217,8 +220,10 @@ def analyze_mode(run: ModeRun) -> ModeReport:
         verdict = "error"
     elif len(measured) < MIN_POINTS:
         verdict = "too-short"
+    elif leaking:
+        verdict = "leak"
     else:
-        verdict = "leak" if leaking else "ok"
+        verdict = "inconclusive" if any(k in GATING_METRICS for k in undecided) else "ok"
     title = f"your loop ({run.start['entry']})" if run.start.get("entry") else MODE_TITLES.get(run.mode, run.mode)
     mode = ModeReport(
         mode=run.mode, title=title, wall_s=round(run.wall_s, 2),
@@ -229,9 +234,24 @@ def analyze_mode(run: ModeRun) -> ModeReport:
         images_run=len(run.samples), verdict=verdict, leaking_metrics=leaking,
         projection=_projection(run, metrics), findings=[], samples=run.samples, undecided_metrics=undecided,
         stopped=_stopped(run, len(measured), undecided), reframe=run.start.get("reframe"),
-        entry=run.start.get("entry"))
+        entry=run.start.get("entry"),
+        smallest_run=smallest_run(metrics, len(measured), len(run.samples) - len(measured)))
     mode.findings = _findings(run, mode)
     return mode
+
+
+def smallest_run(metrics: dict[str, MetricVerdict], measured: int, warmup: int) -> dict[str, Any]:
+    """The shortest run that gives this model's verdicts: ``warmup`` and ``iterations`` (measured images)
+    for the graph and memory verdicts (those measured here when all were decided, else the most any
+    undecided one still needs), and ``latency_iterations`` for a latency verdict (None when decided)."""
+    gating = [m for k, m in metrics.items() if k in GATING_METRICS and m.status not in (NOT_AVAILABLE, "n/a")]
+    open_ = [m.needed or measured + 1 for m in gating if not m.decided]
+    lat = metrics.get("latency")
+    lat_needed = None
+    if lat is not None and lat.status not in (NOT_AVAILABLE, "n/a") and not lat.decided:
+        lat_needed = lat.needed or measured + 1
+    return {"warmup": warmup, "iterations": max(open_) if open_ else measured, "decided": not open_,
+            "latency_iterations": lat_needed}
 
 
 def _stopped(run: ModeRun, measured: int, undecided: list[str]) -> dict[str, Any]:
@@ -248,6 +268,22 @@ def _stopped(run: ModeRun, measured: int, undecided: list[str]) -> dict[str, Any
     open_ = f"; undecided: {', '.join(undecided)}" if undecided else ""
     how = " (-n reached before every metric was decided)" if run.done.get("until_decided") and undecided else ""
     return {"reason": "max-images", "images": images, "message": f"ran all {ran}{how}{open_}"}
+
+
+def run_advice(mode: ModeReport) -> Optional[str]:
+    """One line: the smallest run that decides this model's verdicts, when this run was too short for one."""
+    run = mode.smallest_run
+    if not run or mode.verdict in ("error", "too-short"):
+        return None
+    parts = []
+    if not run.get("decided"):
+        open_ = [k for k in mode.undecided_metrics if k in GATING_METRICS]
+        parts.append(f"inconclusive ({', '.join(open_)} undecided after {mode.iterations} measured images): run "
+                     f"longer, -w {run['warmup']} -n {run['iterations']} at least")
+    if run.get("latency_iterations"):
+        parts.append(f"a latency verdict needs about {run['latency_iterations']} measured images at this noise "
+                     f"(--no-until-decided -n {run['latency_iterations']})")
+    return "; ".join(parts) or None
 
 
 def _unavailable_reason(run: ModeRun, key: str) -> str:
@@ -383,13 +419,16 @@ def render_text(report: LeakReport) -> str:
                  f"{'until decided' if report.options.get('until_decided', True) else 'to -n'} "
                  f"(at most {report.options.get('iterations', '?')}), "
                  f"{len(sizes)} image size(s); TensorFlow {start.get('tf_version', '?')}")
+    if start.get("warmup_why"):
+        lines.append(f"  {start['warmup_why']}")
     skipped = start.get("skipped") or []
     if skipped:
         lines.append(f"  skipped {len(skipped)} unreadable image(s), e.g. {skipped[0][0]}: {skipped[0][1]}")
     lines.append("")
     w0, w = 34, 38
     lines.append("".ljust(w0) + "".join(modes[n].title.ljust(w) for n in names))
-    verdicts = {"leak": "LEAKS", "ok": "no leak", "error": "ERROR", "too-short": "too few iterations"}
+    verdicts = {"leak": "LEAKS", "ok": "no leak", "error": "ERROR", "too-short": "too few iterations",
+                "inconclusive": "inconclusive: run longer"}
     if any(modes[n].undecided_metrics and modes[n].verdict == "ok" for n in names):
         verdicts["ok"] = "no leak found"
     lines.append("verdict".ljust(w0) + "".join(verdicts.get(modes[n].verdict, modes[n].verdict).ljust(w)
@@ -428,6 +467,9 @@ def render_text(report: LeakReport) -> str:
         mode = modes[n]
         if mode.stopped.get("message"):
             lines.append(f"{n}: {mode.stopped['message']}")
+        advice = run_advice(mode)
+        if advice:
+            lines.append(f"{n}: {advice}")
         if mode.reframe:
             why = mode.start.get("reframe_why") if isinstance(mode.start, dict) else None
             lines.append(f"{n}: mask reframing built with {REFRAME_WORDS.get(mode.reframe, mode.reframe)}"
@@ -444,7 +486,12 @@ def render_text(report: LeakReport) -> str:
             lines.append(f"{' ' * len(n)}  fix: {f.fix}")
     if report.demo:
         lines.append("")
-        lines.append("demo: the legacy loop leaks and the fixed one does not, as expected."
-                     if report.demo_as_expected else
-                     "demo: UNEXPECTED result (expected: legacy leaks, fixed passes); see the table above.")
+        fixed = modes.get("fixed")
+        if report.demo_as_expected:
+            lines.append("demo: the legacy loop leaks and the fixed one does not, as expected.")
+        elif fixed is not None and fixed.verdict == "inconclusive" and fixed.stopped.get("reason") == "max-images":
+            lines.append("demo: the fixed loop found no leak but was not decided in this run: run longer "
+                         "(see above).")
+        else:
+            lines.append("demo: UNEXPECTED result (expected: legacy leaks, fixed passes); see the table above.")
     return "\n".join(lines) + "\n"
