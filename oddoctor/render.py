@@ -110,7 +110,9 @@ class _Style:
 
 
 def render_human(report: Report, *, verbose: bool = False, strict: bool = False, color: bool = False,
-                 origin: str = "this machine", out: TextIO | None = None) -> None:
+                 origin: str = "this machine", out: TextIO | None = None, grouped: bool = True) -> None:
+    """The report for a person. ``grouped`` (unless ``verbose``): one line per area when all is well, each problem
+    with its fix under its area, skips folded into one line. Else (``-v``, ``--only``): one line per check."""
     stream = out or sys.stdout
     st = _Style(stream, color)
     snap = report.snapshot
@@ -151,16 +153,56 @@ def render_human(report: Report, *, verbose: bool = False, strict: bool = False,
     if f["user_log_lines"]:
         w(f"  with {f['user_log_lines']} line(s) of the user's log as evidence\n")
     w("\n")
-    width = max([len(r.id) for r in report.results] + [10])
-    for r in report.results:
-        _render_result(r, st, w, width, verbose)
+    if verbose or not grouped:  # one line per check (with -v: and its details)
+        width = max([len(r.id) for r in report.results] + [10])
+        for r in report.results:
+            _render_result(r, st, w, width, verbose)
+    else:
+        _render_grouped(report.results, st, w)
     w("\n" + _summary_line(report, strict, st) + "\n")
     stream.flush()
 
 
-def _render_result(r: Result, st: _Style, w: Any, width: int, verbose: bool) -> None:
+_WORST = (Status.FAIL, Status.ERROR, Status.WARN, Status.OK)
+
+
+def _is_unknown(r: Result) -> bool:
+    return r.status == Status.SKIP and r.message.startswith("could not tell")
+
+
+def _counts_text(results: list[Result]) -> str:
+    n = {s: sum(1 for r in results if r.status == s) for s in Status}
+    unknown = sum(1 for r in results if _is_unknown(r))
+    parts = [(n[Status.FAIL], "failed"), (n[Status.ERROR], "errored"), (n[Status.WARN], "warning(s)"),
+             (n[Status.OK], "ok"), (unknown, "could not tell"), (n[Status.SKIP] - unknown, "not applicable")]
+    return ", ".join(f"{k} {label}" for k, label in parts if k)
+
+
+def _render_grouped(results: list[Result], st: _Style, w: Any) -> None:
+    """One line per area (the id's first part) when all is well; an area with a problem lists each failure,
+    error and warning with its fix under it; areas where every check skipped fold into one line (``-v``: all)."""
+    areas: dict[str, list[Result]] = {}
+    for r in results:
+        areas.setdefault(r.id.split(".", 1)[0], []).append(r)
+    shown = {a: rs for a, rs in areas.items() if any(r.status != Status.SKIP for r in rs)}
+    folded = [r for a, rs in areas.items() if a not in shown for r in rs]
+    width = max([len(a) for a in shown] + [8])
+    rwidth = max([len(r.id) for r in results if r.status in _WORST[:3]] + [10])
+    for area, rs in shown.items():
+        active = [r for r in rs if r.status != Status.SKIP]
+        worst = next(s for s in _WORST if any(r.status == s for r in active))
+        w(f"{st.mark(worst)} {clean(area).ljust(width)}  {_counts_text(rs)}\n")
+        for r in rs:
+            if r.status in _WORST[:3]:
+                w("    ")
+                _render_result(r, st, w, rwidth, False, pad=" " * 8)
+    if folded:
+        names = ", ".join(clean(a) for a in areas if a not in shown)
+        w(f"{st.mark(Status.SKIP)} {_counts_text(folded)} ({names}): -v lists them\n")
+
+
+def _render_result(r: Result, st: _Style, w: Any, width: int, verbose: bool, pad: str = " " * 4) -> None:
     w(f"{st.mark(r.status)} {clean(r.id).ljust(width)}  {clean(r.message)}\n")
-    pad = " " * 4
     if r.fix and r.status in (Status.FAIL, Status.WARN, Status.ERROR):
         arrow = "→" if st.unicode else "->"
         w(pad + st.paint(f"{arrow} fix: {clean(r.fix)}", "36") + "\n")

@@ -60,6 +60,13 @@ def test_check_from_imports_no_tensorflow_numpy_matplotlib_nor_typer(tmp_path: P
 
 
 @pytest.mark.timeout(120)
+def test_check_from_markdown_imports_no_tensorflow_numpy_matplotlib_nor_typer_nor_rich(tmp_path: Path):
+    code, top = imported_by(tmp_path, "check", "--from", str(HEALTHY), "--format", "markdown")
+    assert code == 0 and "oddoctor_plugins" in top
+    assert not top & {*HEAVY, "typer", "rich"}, f"check --from --format markdown imported {sorted(top)}"
+
+
+@pytest.mark.timeout(120)
 def test_check_from_through_typer_imports_no_tensorflow_numpy_matplotlib(tmp_path: Path):
     # --debug is a root option: this command line goes through Typer and every command module is imported
     code, top = imported_by(tmp_path, "--debug", "check", "--from", str(HEALTHY), "--json")
@@ -88,6 +95,11 @@ SAME_AS_TYPER = [
     ("--from", str(HEALTHY), "--no-such-option"),
     ("--from", str(HEALTHY), "--cpu", "--gpu"),
     ("--from", "/nonexistent/snap.json"),
+    ("--from", str(HEALTHY), "--format", "markdown", "--strict"),
+    ("--from", str(HEALTHY), "--format=human", "--color", "never"),
+    ("--from", str(HEALTHY), "--format", "markdwn"),  # a typo: Typer refuses it, with a suggestion
+    ("--from", str(HEALTHY), "--json", "--format", "markdown"),  # contradictory: exit 2
+    ("--from", str(HEALTHY), "--color", "alwys"),
 ]
 
 
@@ -113,6 +125,9 @@ def test_fast_path_options_are_checks_parameters():
     (["check", "--from", "s.json", "--json"], {"from_file": Path("s.json"), "json_out": True}),
     (["check", "-p", "a", "--plugin=b", "--only", "gpu"], {"plugin": ["a", "b"], "only": ["gpu"]}),
     (["check", "--tf-timeout", "5"], {"tf_timeout": 5.0}),
+    (["check", "--format", "markdown", "--color=always"], {"output_format": "markdown", "color": "always"}),
+    (["check", "--format", "md"], None),
+    (["check", "--color", "yes"], None),
     (["check"], {}),
     (["check", "--help"], None),
     (["check", "--from"], None),

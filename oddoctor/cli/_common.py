@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, TextIO
 
 from oddoctor import units
@@ -43,23 +44,33 @@ if TYPE_CHECKING:  # what the aliases below are to a type checker; at run time `
     IdsOpt = Optional[list[str]]
     TfTimeoutOpt = float
     ActiveOpt = bool
+    ColorOpt = Optional[str]
 
 
 def _option_aliases() -> dict[str, Any]:
     import typer
 
     return {
+        "ColorOpt": Annotated[
+            Optional[str],
+            choice_option("--color", choices=COLOR_CHOICES, show_default=False,
+                          help="Colour: auto (a terminal, unless NO_COLOR is set; FORCE_COLOR forces it), always "
+                               "or never. Default: the root --color (oddoctor --color ... COMMAND), else auto."),
+        ],
         "JsonOpt": Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")],
         "VerboseOpt": Annotated[bool, typer.Option("--verbose", "-v", help="Show details under each result.")],
         "StrictOpt": Annotated[bool, typer.Option("--strict", help="Treat warnings as failures (exit 1).")],
         "PluginOpt": Annotated[
             Optional[list[str]],
-            typer.Option("--plugin", "-p", help="Load one more plugin module (dotted name). Repeatable."),
+            typer.Option("--plugin", "-p", metavar="MODULE",
+                         help="Load one more plugin module (dotted name). Repeatable."),
         ],
-        "IdsOpt": Annotated[Optional[list[str]], typer.Option(help="Comma-separated check ids or id prefixes.")],
+        "IdsOpt": Annotated[Optional[list[str]], typer.Option(metavar="ID,...", autocompletion=complete_check_ids,
+                                                               help="Comma-separated check ids or id prefixes.")],
         "TfTimeoutOpt": Annotated[
             float,
-            typer.Option("--tf-timeout", min=1.0, help="Seconds the child process may take to import TensorFlow."),
+            typer.Option("--tf-timeout", min=1.0, metavar="SECONDS",
+                         help="Seconds the child process may take to import TensorFlow."),
         ],
         "ActiveOpt": Annotated[
             bool,
@@ -68,6 +79,17 @@ def _option_aliases() -> dict[str, Any]:
                          "that only show at the first kernel. Within --tf-timeout."),
         ],
     }
+
+
+def complete_check_ids(incomplete: str) -> list[str]:
+    """Shell completion of ``--only`` / ``--skip``: the check ids and areas (``gpu``) that start with the last
+    comma-separated entry of ``incomplete``; the entries before it are kept."""
+    from oddoctor.manager import collect_checks, make_plugin_manager
+
+    head, comma, last = incomplete.rpartition(",")
+    ids = {c.id for c in collect_checks(make_plugin_manager())}
+    names = ids | {i.split(".", 1)[0] for i in ids}
+    return [head + comma + n for n in sorted(names) if n.startswith(last)]
 
 
 def __getattr__(name: str) -> Any:
@@ -127,6 +149,7 @@ def finite_float(value: float, option: str, low: float, high: float) -> float:
 
 class State:
     debug: bool = False
+    color: str = "auto"  # the root --color (auto, always, never); a command's own --color replaces it
 
 
 state = State()
@@ -140,13 +163,65 @@ def die(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def use_color(stream: TextIO) -> bool:
-    """Colour only for a TTY, and never when NO_COLOR is set (https://no-color.org)."""
+COLOR_CHOICES = ("auto", "always", "never")
+
+
+def use_color(stream: TextIO, mode: Optional[str] = None) -> bool:
+    """Whether to write colour (escape codes) to ``stream``.
+
+    ``--color always`` / ``never`` decide (``mode``, else the root option in ``state.color``). With ``auto``: never
+    when ``NO_COLOR`` is set to anything but "" (https://no-color.org); always when ``FORCE_COLOR`` is (CI logs are
+    not terminals but show colour; ``FORCE_COLOR=0`` or ``false`` does not force); else only for a terminal that is
+    not ``TERM=dumb``."""
+    mode = mode or state.color
+    if mode in ("always", "never"):
+        return mode == "always"
     if os.environ.get("NO_COLOR", "") != "":
         return False
+    if os.environ.get("FORCE_COLOR", "").strip().lower() not in ("", "0", "false", "no"):
+        return True
     if os.environ.get("TERM") == "dumb":
         return False
-    return hasattr(stream, "isatty") and stream.isatty()
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def check_choice(option: str, value: str, choices: Sequence[str]) -> str:
+    """``value`` when it is one of ``choices``; else a UsageError that lists them and suggests the closest."""
+    if value in choices:
+        return value
+    if value.strip().lower() in choices:  # --os Windows
+        return value.strip().lower()
+    import difflib
+
+    close = difflib.get_close_matches(value.lower(), choices, n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise UsageError(f"{option} {value!r} is not one of {', '.join(choices)}{hint}")
+
+
+def choice_option(*names: str, choices: Sequence[str], help: str, **kw: Any) -> Any:
+    """A ``typer.Option`` that takes one of ``choices`` (or several, for a list option): ``--help`` shows them
+    as the metavar, the shell completes them, and a typo is refused with exit 2 and the closest choice
+    ("oddoctor: error: --format 'markdwn' is not one of human, json, markdown; did you mean 'markdown'?"), in one
+    line like every input error. The value stays a plain ``str``, so a command runs the same without Typer."""
+    import typer
+
+    option = names[0]
+
+    def validate(value):  # type: ignore[no-untyped-def]  # Typer passes the converted value (or None)
+        # die(), not typer.BadParameter: one line (oddoctor: error: ...), exit 2, as every input error
+        try:
+            if isinstance(value, (list, tuple)):
+                return [check_choice(option, v, choices) for v in value]
+            return value if value is None else check_choice(option, value, choices)
+        except UsageError as e:
+            die(str(e))
+
+    def complete(incomplete: str):  # type: ignore[no-untyped-def]
+        return [c for c in choices if c.startswith(incomplete)]
+
+    return typer.Option(*names, help=help, metavar="[" + "|".join(choices) + "]", callback=validate,
+                        autocompletion=complete, **kw)
 
 
 def emit_json(doc: dict[str, Any]) -> None:

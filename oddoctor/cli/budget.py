@@ -50,26 +50,35 @@ def parse_grid(batch: str, image_size: Optional[str]) -> tuple[tuple[int, ...], 
 
 def budget(
     model: Annotated[Path, typer.Argument(
+        metavar="MODEL",
         help="A TF1 frozen graph (.pb), a TF1 SavedModel, or a TF2 SavedModel (e.g. what `oddoctor migrate` "
              "wrote).", show_default=False)],
-    batch: Annotated[str, typer.Option("--batch", help="Batch sizes to measure, comma-separated.")] = "1,2,4",
+    batch: Annotated[str, typer.Option("--batch", metavar="N,...",
+                                       help="Batch sizes to measure, comma-separated.")] = "1,2,4",
     image_size: Annotated[Optional[str], typer.Option(
-        "--image-size", help="Image sizes WIDTHxHEIGHT to measure, comma-separated [default: 640x480,1024x768].",
+        "--image-size", metavar="WxH,...",
+        help="Image sizes WIDTHxHEIGHT to measure, comma-separated [default: 640x480,1024x768].",
         show_default=False)] = None,
     images: Annotated[Optional[Path], typer.Option(
-        "--images", help="Measure with the images of this folder (each batch: its first N) instead of "
+        "--images", metavar="DIR", help="Measure with the images of this folder (each batch: its first N) instead of "
         "--image-size.")] = None,
     vram: Annotated[Optional[str], typer.Option(
-        "--vram", help="Memory to fit into, e.g. 8GiB [default: the free memory of each visible GPU].")] = None,
-    margin: Annotated[float, typer.Option("--margin", help="Share of the memory kept free (0 <= M < 1).")] = 0.10,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per configuration.")] = 300.0,
-    repeats: Annotated[int, typer.Option("--repeats", help="Measured calls per configuration (the peak of them).")] = 3,
+        "--vram", metavar="SIZE",
+        help="Memory to fit into, e.g. 8GiB [default: the free memory of each visible GPU].")] = None,
+    margin: Annotated[float, typer.Option("--margin", metavar="M",
+                                          help="Share of the memory kept free (0 <= M < 1).")] = 0.10,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS",
+                                           help="Seconds allowed per configuration.")] = 300.0,
+    repeats: Annotated[int, typer.Option("--repeats", metavar="N",
+                                         help="Measured calls per configuration (the peak of them).")] = 3,
     memory_limit: Annotated[Optional[str], typer.Option(
-        "--memory-limit", help="Cap what each child may allocate after loading the model (RLIMIT_AS, Linux), "
+        "--memory-limit", metavar="SIZE",
+        help="Cap what each child may allocate after loading the model (RLIMIT_AS, Linux), "
         "e.g. 200MB: configurations past it are measured as 'does not fit'.")] = None,
     cpu: Annotated[bool, typer.Option("--cpu", help="Measure on the CPU even where a GPU is visible.")] = False,
     json_out: JsonOpt = False,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write memory vs batch (points and fit) to this "
+    plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE.png",
+                                                 help="Write memory vs batch (points and fit) to this "
                                                  "PNG.")] = None,
 ) -> None:
     """Measure how much memory a model needs per batch and image size, and the largest batch that fits."""

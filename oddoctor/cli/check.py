@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 from oddoctor.cli import _common
-from oddoctor.cli._common import UsageError, emit_json, finite_float, parse_size, use_color
+from oddoctor.cli._common import UsageError, check_choice, emit_json, finite_float, parse_size, use_color
 
 if TYPE_CHECKING:
     import typer
@@ -20,6 +20,21 @@ if TYPE_CHECKING:
     from oddoctor.manager import PluginSet
 else:
     from oddoctor.cli._common import typer_on_demand as typer
+
+
+#: ``check --format`` and ``collect --format``.
+CHECK_FORMATS = ("human", "json", "markdown")
+COLLECT_FORMATS = ("json", "markdown")
+
+
+def _output_format(json_out: bool, output_format: Optional[str], choices: tuple[str, ...]) -> str:
+    """The format that ``--json`` / ``--format`` ask for; both naming different ones is a usage error."""
+    if output_format is None:
+        return "json" if json_out else choices[0]
+    output_format = check_choice("--format", output_format, choices)
+    if json_out and output_format != "json":
+        raise UsageError(f"--json and --format {output_format} contradict each other: give one")
+    return output_format
 
 
 def _split(values: Optional[list[str]]) -> Optional[list[str]]:
@@ -53,17 +68,26 @@ def _progress_fn():
 def check(
     from_file: Annotated[
         Optional[Path],
-        typer.Option("--from", help="Diagnose a snapshot file written by `oddoctor collect` (- for stdin) "
-                     "instead of this machine.", dir_okay=False),
+        typer.Option("--from", metavar="FILE",
+                     help="Diagnose a snapshot file written by `oddoctor collect` (- for stdin) "
+                          "instead of this machine.", dir_okay=False),
     ] = None,
     json_out: _common.JsonOpt = False,
+    output_format: Annotated[
+        Optional[str],
+        _common.choice_option("--format", choices=CHECK_FORMATS, show_default=False,
+                              help="human (default), json (as --json) or markdown: a redacted report to paste into "
+                                   "a bug, the facts with the diagnosis under them."),
+    ] = None,
+    color: _common.ColorOpt = None,
     verbose: _common.VerboseOpt = False,
     strict: _common.StrictOpt = False,
     only: _common.IdsOpt = None,
     skip: _common.IdsOpt = None,
     plugin: _common.PluginOpt = None,
     min_vram: Annotated[
-        Optional[str], typer.Option("--min-vram", help="Free GPU memory the job needs, e.g. 8GiB or 500MB.")
+        Optional[str], typer.Option("--min-vram", metavar="SIZE",
+                                    help="Free GPU memory the job needs, e.g. 8GiB or 500MB.")
     ] = None,
     cpu: Annotated[
         bool, typer.Option("--cpu", help="Diagnose for CPU-only use: GPU checks are skipped, not failed.")
@@ -73,8 +97,9 @@ def check(
                            "judged a CPU machine.")
     ] = False,
     log: Annotated[
-        Optional[Path], typer.Option("--log", help="A training/inference log or traceback you saw (- for stdin): "
-                                     "TensorFlow's own words, added to the facts as evidence.")
+        Optional[Path], typer.Option("--log", metavar="FILE",
+                                     help="A training/inference log or traceback you saw (- for stdin): "
+                                          "TensorFlow's own words, added to the facts as evidence.")
     ] = None,
     tf: Annotated[
         Optional[str], typer.Option("--tf", metavar="VERSION",
@@ -83,16 +108,20 @@ def check(
     ] = None,
     tf_timeout: _common.TfTimeoutOpt = 60.0,
     model: Annotated[
-        Optional[Path], typer.Option("--model", help="Judge free GPU memory against this model's need at --batch "
-                                     "and --image-size (measured now with `oddoctor budget`'s method).")
+        Optional[Path], typer.Option("--model", metavar="MODEL",
+                                     help="Judge free GPU memory against this model's need at --batch "
+                                          "and --image-size (measured now with `oddoctor budget`'s method).")
     ] = None,
-    batch: Annotated[Optional[int], typer.Option("--batch", help="Batch size for --model / --budget-from.")] = None,
+    batch: Annotated[Optional[int], typer.Option("--batch", metavar="N",
+                                                 help="Batch size for --model / --budget-from.")] = None,
     image_size: Annotated[
-        Optional[str], typer.Option("--image-size", help="Image size WIDTHxHEIGHT for --model / --budget-from.")
+        Optional[str], typer.Option("--image-size", metavar="WxH",
+                                    help="Image size WIDTHxHEIGHT for --model / --budget-from.")
     ] = None,
     budget_from: Annotated[
-        Optional[Path], typer.Option("--budget-from", help="Use the figures of `oddoctor budget --json` output "
-                                     "instead of measuring --model.", dir_okay=False)
+        Optional[Path], typer.Option("--budget-from", metavar="FILE",
+                                     help="Use the figures of `oddoctor budget --json` output "
+                                          "instead of measuring --model.", dir_okay=False)
     ] = None,
     active: _common.ActiveOpt = False,
 ) -> None:
@@ -103,6 +132,9 @@ def check(
     from oddoctor.checks import Context
 
     finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
+    fmt = _output_format(json_out, output_format, CHECK_FORMATS)
+    if color is not None:
+        color = check_choice("--color", color, _common.COLOR_CHOICES)
     if cpu and gpu:
         raise UsageError("--cpu and --gpu contradict each other: give one")
     if active and from_file is not None:
@@ -155,10 +187,16 @@ def check(
     _known_ids(ps, only_ids, "--only")
     _known_ids(ps, skip_ids, "--skip")
     report = run_checks(ps, snap, ctx, only=only_ids, skip=skip_ids, isolate=True)
-    if json_out:
+    if fmt == "json":
         render_json(report, strict=strict, origin=origin)
+    elif fmt == "markdown":
+        from oddoctor.report_md import render_markdown
+
+        sys.stdout.write(render_markdown(report, origin=origin, strict=strict))
+        sys.stdout.flush()
     else:
-        render_human(report, verbose=verbose, strict=strict, color=use_color(sys.stdout), origin=origin)
+        render_human(report, verbose=verbose, strict=strict, color=use_color(sys.stdout, color), origin=origin,
+                     grouped=not only_ids)  # the checks asked for by name get a line each
     code = report.exit_code(strict=strict)
     if report.hung:  # a check thread is stuck: do not let it block interpreter exit
         sys.stdout.flush()
@@ -248,28 +286,54 @@ def read_log(path: Path) -> list[str]:
 
 def collect(
     output: Annotated[
-        Optional[Path], typer.Option("--output", "-o", help="Write the snapshot here (default: stdout).",
+        Optional[Path], typer.Option("--output", "-o", metavar="FILE",
+                                     help="Write the snapshot here (default: stdout).",
                                      dir_okay=False)
     ] = None,
     plugin: _common.PluginOpt = None,
     tf_timeout: _common.TfTimeoutOpt = 60.0,
     active: _common.ActiveOpt = False,
+    output_format: Annotated[
+        str,
+        _common.choice_option("--format", choices=COLLECT_FORMATS,
+                              help="json: the snapshot, for `check --from`; markdown: a redacted report to paste "
+                                   "into a bug (the facts, then the checks' diagnosis)."),
+    ] = "json",
 ) -> None:
-    """Write a JSON snapshot of this machine's facts, to diagnose here or elsewhere with `check --from`."""
+    """Write a JSON snapshot of this machine's facts, to diagnose here or elsewhere with `check --from`.
+
+    With --format markdown, a report to paste into a bug instead: the facts, redacted, and the diagnosis.
+    """
     from oddoctor.collect import collect_snapshot
     from oddoctor.manager import make_plugin_manager
 
     finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
+    fmt = _output_format(False, output_format, COLLECT_FORMATS)
     ps = make_plugin_manager(modules=plugin)
     snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn(), kernels=active)
+    if fmt == "markdown":
+        from oddoctor.checks import Context
+        from oddoctor.report_md import render_markdown
+        from oddoctor.runner import run_checks
+
+        report = run_checks(ps, snap, Context(), isolate=True)
+        text = render_markdown(report, origin="this machine")
+    else:
+        report, text = None, snap.to_json()
     if output is None:
-        sys.stdout.write(snap.to_json())
-        return
-    try:
-        snap.write(output)
-    except OSError as e:
-        raise UsageError(f"cannot write {output}: {e.strerror or e}") from None
-    print(f"oddoctor: snapshot written to {output}", file=sys.stderr)
+        sys.stdout.write(text)
+    else:
+        from oddoctor.fsutil import atomic_write_text
+
+        try:
+            atomic_write_text(output, text)
+        except OSError as e:
+            raise UsageError(f"cannot write {output}: {e.strerror or e}") from None
+        print(f"oddoctor: {'report' if fmt == 'markdown' else 'snapshot'} written to {output}", file=sys.stderr)
+    if report is not None and report.hung:  # a check thread is stuck: do not let it block interpreter exit
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def list_checks(json_out: _common.JsonOpt = False, plugin: _common.PluginOpt = None) -> None:

@@ -11,12 +11,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from oddoctor.cli._common import EXIT_FAIL, EXIT_OK, JsonOpt, die, emit_json
+from oddoctor.cli._common import EXIT_FAIL, EXIT_OK, JsonOpt, choice_option, die, emit_json
 
-DriverOpt = Annotated[Optional[str], typer.Option("--driver", help="NVIDIA driver version, e.g. 470.82 or 535.104.05.")]
-PythonOpt = Annotated[Optional[str], typer.Option("--python", help="Python version, e.g. 3.9.")]
-OsOpt = Annotated[str, typer.Option("--os", help="linux, windows (native) or wsl (Linux wheels, Windows driver).")]
-TfOpt = Annotated[Optional[str], typer.Option("--tf", help="A TensorFlow release, e.g. 2.15: print what it needs.")]
+DriverOpt = Annotated[Optional[str], typer.Option("--driver", metavar="VERSION",
+                                                  help="NVIDIA driver version, e.g. 470.82 or 535.104.05.")]
+PythonOpt = Annotated[Optional[str], typer.Option("--python", metavar="VERSION", help="Python version, e.g. 3.9.")]
+OsOpt = Annotated[str, choice_option("--os", choices=("linux", "windows", "wsl"),
+                                     help="linux, windows (native) or wsl (Linux wheels, Windows driver).")]
+TfOpt = Annotated[Optional[str], typer.Option("--tf", metavar="VERSION",
+                                              help="A TensorFlow release, e.g. 2.15: print what it needs.")]
 
 
 def compat(

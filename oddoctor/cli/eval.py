@@ -47,28 +47,30 @@ def _human(report: dict[str, Any]) -> None:
 
 def eval_command(
     migrated: Annotated[Path, typer.Argument(
-        help="Folder written by `oddoctor migrate` (saved_model/, run_inference.py, migration.json).",
+        metavar="DIR", help="Folder written by `oddoctor migrate` (saved_model/, run_inference.py, migration.json).",
         show_default=False)],
     images: Annotated[Path, typer.Option(
-        "--images", help="Folder of the annotated images (matched to --coco-gt by file name).",
+        "--images", metavar="DIR", help="Folder of the annotated images (matched to --coco-gt by file name).",
         show_default=False)],
     coco_gt: Annotated[Path, typer.Option(
-        "--coco-gt", help="COCO annotations JSON of those images (instances_*.json format).",
+        "--coco-gt", metavar="FILE", help="COCO annotations JSON of those images (instances_*.json format).",
         show_default=False)],
     legacy: Annotated[Optional[Path], typer.Option(
-        "--legacy", help="The legacy TF1 model to compare with (default: the one migration.json names).")] = None,
+        "--legacy", metavar="MODEL",
+        help="The legacy TF1 model to compare with (default: the one migration.json names).")] = None,
     no_legacy: Annotated[bool, typer.Option("--no-legacy", help="Only the migrated model's mAP.")] = False,
     score_threshold: Annotated[float, typer.Option(
-        "--score-threshold", help="Detections scoring below this are left out (default 0: all of them, "
+        "--score-threshold", metavar="SCORE",
+        help="Detections scoring below this are left out (default 0: all of them, "
                                   "as the OD API's COCO evaluation).")] = 0.0,
     mask_threshold: Annotated[float, typer.Option(
-        "--mask-threshold", help="Mask probability above which a pixel belongs to the object.")] = 0.5,
+        "--mask-threshold", metavar="PROB", help="Mask probability above which a pixel belongs to the object.")] = 0.5,
     recursive: Annotated[bool, typer.Option("--recursive", help="Also look in sub-folders of --images.")] = False,
     tolerance: Annotated[float, typer.Option(
-        "--tolerance", help="Largest difference of any COCO number between migrated and legacy that "
+        "--tolerance", metavar="DIFF", help="Largest difference of any COCO number between migrated and legacy that "
                             "still passes (exit 1 above it).")] = 0.01,
     timeout: Annotated[float, typer.Option(
-        "--timeout", help="Seconds the migrated runner may take.")] = 3600.0,
+        "--timeout", metavar="SECONDS", help="Seconds the migrated runner may take.")] = 3600.0,
     json_out: JsonOpt = False,
 ) -> None:
     """COCO mAP (bbox, segm) of a migrated model and of its legacy TF1 Session, side by side."""

@@ -12,18 +12,22 @@ from typing import Annotated, Optional
 
 import typer
 
-from oddoctor.cli._common import EXIT_OK, JsonOpt, PluginOpt, die
+from oddoctor.cli._common import EXIT_OK, JsonOpt, PluginOpt, choice_option, die
 
-PathsArg = Annotated[Optional[list[str]], typer.Argument(help="Files, folders or .ipynb notebooks to lint.",
+PathsArg = Annotated[Optional[list[str]], typer.Argument(metavar="PATH...",
+                                                         help="Files, folders or .ipynb notebooks to lint.",
                                                          show_default=False)]
-FormatOpt = Annotated[Optional[str], typer.Option("--format", help="Output format: human (default), json or sarif.")]
+FormatOpt = Annotated[Optional[str], choice_option("--format", choices=("human", "json", "sarif"), show_default=False,
+                                                   help="Output format: human (default), json or sarif.")]
 DiffOpt = Annotated[bool, typer.Option("--diff", help="Print a patch from the tutorial's "
                                                       "run_inference_for_single_image to the LegacyDetector pattern.")]
-JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", help="Processes for a big tree (default: the CPUs "
-                                                                     "this process may use; 1: one process). "
-                                                                     "The report is the same.", min=1)]
-SelectOpt = Annotated[Optional[list[str]], typer.Option("--select", help="Only these rule ids (or id prefixes). "
-                                                                         "Repeatable.")]
+JobsOpt = Annotated[Optional[int], typer.Option("--jobs", "-j", metavar="N",
+                                                help="Processes for a big tree (default: the CPUs "
+                                                     "this process may use; 1: one process). "
+                                                     "The report is the same.", min=1)]
+SelectOpt = Annotated[Optional[list[str]], typer.Option("--select", metavar="RULE",
+                                                        help="Only these rule ids (or id prefixes). "
+                                                             "Repeatable.")]
 
 
 def lint(paths: PathsArg = None, json_out: JsonOpt = False, fmt: FormatOpt = None, diff: DiffOpt = False,

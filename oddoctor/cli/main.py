@@ -32,7 +32,7 @@ def _build_app() -> typer.Typer:
         help="The doctor for TensorFlow object detection: will this machine run my model, "
         "why does my TF1 Mask R-CNN leak, and how do I get off TF1.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,  # --install-completion / --show-completion SHELL
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
     )
@@ -64,8 +64,15 @@ def _root(
         Optional[bool],
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
+    color: Annotated[
+        Optional[str],
+        _common.choice_option("--color", choices=_common.COLOR_CHOICES, show_default=False,
+                              help="Colour for every command: auto (default: a terminal, unless NO_COLOR is set; "
+                                   "FORCE_COLOR forces it), always or never."),
+    ] = None,
 ) -> None:
     _common.state.debug = debug or os.environ.get("ODDOCTOR_DEBUG", "") not in ("", "0")
+    _common.state.color = color or "auto"
 
 
 def _register() -> None:
@@ -159,6 +166,8 @@ def _main(argv: Optional[list[str]]) -> None:
 _FAST_CHECK_OPTIONS: dict[str, tuple[str, str]] = {
     "--from": ("from_file", "file"),
     "--json": ("json_out", "flag"),
+    "--format": ("output_format", "format"),
+    "--color": ("color", "color"),
     "--verbose": ("verbose", "flag"),
     "-v": ("verbose", "flag"),
     "--strict": ("strict", "flag"),
@@ -219,6 +228,10 @@ def _fast_value(kind: str, text: str) -> Any:
         except ValueError:
             return None
         return number if number >= 1.0 else None  # --tf-timeout's min=1.0
+    if kind in ("format", "color"):  # a choice: a typo goes to Typer, which suggests the closest
+        from oddoctor.cli.check import CHECK_FORMATS
+
+        return text if text in (CHECK_FORMATS if kind == "format" else _common.COLOR_CHOICES) else None
     if kind in ("file", "path"):
         if os.path.exists(text) and (not os.access(text, os.R_OK) or (kind == "file" and os.path.isdir(text))):
             return None

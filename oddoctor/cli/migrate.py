@@ -30,26 +30,26 @@ def _human(report: dict[str, Any], out: Path) -> None:
 
 def migrate(
     model: Annotated[Path, typer.Argument(
-        help="TF1 Object Detection export: frozen_inference_graph.pb, a TF1 SavedModel directory, "
+        metavar="MODEL", help="TF1 Object Detection export: frozen_inference_graph.pb, a TF1 SavedModel directory, "
              "or the export directory holding either.", show_default=False)],
     out: Annotated[Path, typer.Option(
-        "--out", "-o", help="Directory to write (saved_model/, run_inference.py, README.md, "
+        "--out", "-o", metavar="DIR", help="Directory to write (saved_model/, run_inference.py, README.md, "
                             "migration.json). Built next to it and renamed into place.",
         show_default=False)],
     force: Annotated[bool, typer.Option("--force", help="Replace --out if it already exists.")] = False,
     inputs: Annotated[Optional[str], typer.Option(
-        "--inputs", help="Image input tensor of the legacy graph (default image_tensor).")] = None,
+        "--inputs", metavar="TENSOR", help="Image input tensor of the legacy graph (default image_tensor).")] = None,
     outputs: Annotated[Optional[list[str]], typer.Option(
-        "--outputs", help="Outputs as KEY=TENSOR (comma-separated or repeated), e.g. "
+        "--outputs", metavar="KEY=TENSOR,...", help="Outputs as KEY=TENSOR (comma-separated or repeated), e.g. "
                           "detection_boxes=boxes:0. Default: the Object Detection API names.")] = None,
     images: Annotated[Optional[Path], typer.Option(
-        "--images", help="Folder of jpg/png images for the parity check (default: 4 seeded "
+        "--images", metavar="DIR", help="Folder of jpg/png images for the parity check (default: 4 seeded "
                          "synthetic images).")] = None,
     tolerance: Annotated[float, typer.Option(
-        "--tolerance", help="Largest absolute difference allowed per output between the legacy "
+        "--tolerance", metavar="DIFF", help="Largest absolute difference allowed per output between the legacy "
                             "Session and the SavedModel.")] = 1e-4,
     tf_timeout: Annotated[float, typer.Option(
-        "--tf-timeout", help="Seconds a child process may take to import TensorFlow, checked before "
+        "--tf-timeout", metavar="SECONDS", help="Seconds a child process may take to import TensorFlow, checked before "
                              "anything else (a TensorFlow that hangs or crashes fails here, with a message).")] = 60.0,
     json_out: JsonOpt = False,
 ) -> None:
