@@ -99,7 +99,7 @@ def test_synthetic_images_are_made_one_at_a_time():
     from oddoctor_legacy_tf1.images import synthetic_images
 
     t0 = time.monotonic()
-    images, distinct, sizes, skipped = _images(LeakSpec(seed=3), 10**8)
+    images, distinct, sizes, skipped, _passes = _images(LeakSpec(seed=3), 10**8)
     first = [next(images) for _ in range(5)]
     assert time.monotonic() - t0 < 5
     assert distinct == 10**8 and skipped == []
@@ -116,7 +116,7 @@ def test_a_folder_is_read_once_and_cycled(tmp_path: Path):
 
     for i, size in enumerate([(20, 30), (40, 10)]):
         Image.fromarray(np.full((*size, 3), i * 100, np.uint8)).save(tmp_path / f"{i}.png")
-    images, distinct, sizes, _ = _images(LeakSpec(images=str(tmp_path)), 5)
+    images, distinct, sizes, _, _passes = _images(LeakSpec(images=str(tmp_path)), 5)
     assert distinct == 2 and sizes == [(20, 30), (40, 10)]
     assert [int(a[0, 0, 0]) for a in images] == [0, 100, 0, 100, 0]
 
@@ -135,7 +135,7 @@ def _fake_runs():
 
 def test_plot_writes_through_a_symlink_and_into_a_device(tmp_path: Path):
     pytest.importorskip("matplotlib")
-    from oddoctor.cli.leak_test import _check_plot
+    from oddoctor.cli._common import check_plot_path as _check_plot
     from oddoctor.leak.plot import save_plot
 
     runs, report = _fake_runs()

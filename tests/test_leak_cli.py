@@ -24,7 +24,7 @@ def run_cli(args: list[str], timeout: float = 170) -> subprocess.CompletedProces
     ([], "missing MODEL"),
     (["--demo", "x.pb"], "not both"),
     (["nope.pb"], "nope.pb: no such file"),
-    (["--demo", "--mode", "sideways"], "--mode must be one of"),
+    (["--demo", "--mode", "sideways"], "--mode 'sideways' is not one of legacy, fixed, both"),
     (["--demo", "-n", "9"], "--iterations must be at least 10"),
     (["--demo", "--warmup", "-1"], "--warmup must be >= 0"),
     (["--demo", "--memory-fraction", "1.5"], "--memory-fraction must be in (0, 1]"),

@@ -106,7 +106,7 @@ def test_import_errors_name_the_entry_and_keep_the_traceback(tmp_path):
     (["--entry", "no_colon"], "expected module:function"),
     (["--entry", "missing_file.py:infer"], "missing_file.py: no such file"),
     (["--entry", "mod:infer", "--mode", "fixed"], "--entry replaces the legacy (tutorial) loop"),
-    (["--reframe", "tf2"], "--reframe must be one of auto, od_api, oddoctor"),
+    (["--reframe", "tf2"], "--reframe 'tf2' is not one of auto, od_api, oddoctor"),
 ])
 def test_entry_usage_errors_are_one_line(capsys, args, text):
     from oddoctor.cli.main import main

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, TextIO
 
 from oddoctor import units
@@ -222,6 +223,39 @@ def choice_option(*names: str, choices: Sequence[str], help: str, **kw: Any) -> 
 
     return typer.Option(*names, help=help, metavar="[" + "|".join(choices) + "]", callback=validate,
                         autocompletion=complete, **kw)
+
+
+def check_plot_path(plot: Path) -> None:
+    """``--plot``: a new or regular ``.png``, a symlink to one (written through), or a device or FIFO (written
+    into); and matplotlib importable. Checked before any measuring starts."""
+    import importlib.util
+
+    if plot.is_dir():
+        raise UsageError(f"--plot {plot}: is a directory")
+    special = plot.exists() and not plot.is_file()
+    if not special and plot.suffix.lower() != ".png":
+        raise UsageError(f"--plot {plot}: the file name must end in .png")
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError("--plot needs matplotlib: pip install 'oddoctor[plot]'")
+
+
+def write_plot(plot: Path, save: Callable[[Path], object], tool: str) -> str:
+    """Draw with ``save(plot)``; a write that fails is one line, exit 2. Returns the path, for the report."""
+    try:
+        save(plot)
+    except OSError as e:
+        raise UsageError(f"--plot {plot}: cannot write: {e.strerror or e}") from None
+    print(f"{tool}: plot written to {plot}", file=sys.stderr, flush=True)
+    return str(plot)
+
+
+def print_report(report: Any, json_out: bool, render_text: Callable[[Any], str]) -> None:
+    """A measuring command's report: its ``to_dict()`` as one JSON document, or its text."""
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        sys.stdout.write(render_text(report))
+        sys.stdout.flush()
 
 
 def emit_json(doc: dict[str, Any]) -> None:

@@ -14,7 +14,15 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from oddoctor.cli._common import JsonOpt, UsageError, emit_json, finite_float, parse_size
+from oddoctor.cli._common import (
+    JsonOpt,
+    UsageError,
+    check_plot_path,
+    finite_float,
+    parse_size,
+    print_report,
+    write_plot,
+)
 from oddoctor.render import clean
 
 
@@ -101,9 +109,7 @@ def budget(
     if limit is not None and limit <= 0:
         raise UsageError(f"--memory-limit {memory_limit}: give a size above zero")
     if plot is not None:
-        from oddoctor.cli.leak_test import _check_plot
-
-        _check_plot(plot)
+        check_plot_path(plot)
     if importlib.util.find_spec("tensorflow") is None:
         raise UsageError("budget needs TensorFlow in this Python: pip install 'oddoctor[tf]'")
     from oddoctor.budget import BudgetInputError, BudgetSpec, render_text, run_budget
@@ -125,15 +131,6 @@ def budget(
     if plot is not None:
         from oddoctor.budget.plot import save_plot
 
-        try:
-            save_plot(report, plot)
-        except OSError as e:
-            raise UsageError(f"--plot {plot}: cannot write: {e.strerror or e}") from None
-        report.plot = str(plot)
-        print(f"budget: plot written to {plot}", file=sys.stderr, flush=True)
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        sys.stdout.write(render_text(report))
-        sys.stdout.flush()
+        report.plot = write_plot(plot, lambda path: save_plot(report, path), "budget")
+    print_report(report, json_out, render_text)
     raise typer.Exit(report.exit_code)

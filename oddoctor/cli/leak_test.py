@@ -13,7 +13,16 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from oddoctor.cli._common import JsonOpt, UsageError, emit_json, finite_float, state
+from oddoctor.cli._common import (
+    JsonOpt,
+    UsageError,
+    check_plot_path,
+    choice_option,
+    finite_float,
+    print_report,
+    state,
+    write_plot,
+)
 from oddoctor.leak.spec import MAX_ITERATIONS, MAX_SEED, MAX_TIMEOUT_S, MIN_ITERATIONS, MIN_TIMEOUT_S, REFRAMES
 from oddoctor.leak.spec import MODES as _ONE_MODE
 from oddoctor.render import clean
@@ -52,17 +61,6 @@ def _check_entry(entry: str, mode: str) -> None:
     if mode == "fixed":
         raise UsageError("--entry replaces the legacy (tutorial) loop: use --mode legacy (your function only) "
                          "or --mode both (yours, then LegacyDetector as the baseline), not --mode fixed")
-
-
-def _check_plot(plot: Path) -> None:
-    """A new or regular ``.png``, a symlink to one (written through), or a device or FIFO (written into)."""
-    if plot.is_dir():
-        raise UsageError(f"--plot {plot}: is a directory")
-    special = plot.exists() and not plot.is_file()
-    if not special and plot.suffix.lower() != ".png":
-        raise UsageError(f"--plot {plot}: the file name must end in .png")
-    if importlib.util.find_spec("matplotlib") is None:
-        raise UsageError("--plot needs matplotlib: pip install 'oddoctor[plot]'")
 
 
 def _progress_printer(warmup: int) -> Any:
@@ -118,35 +116,40 @@ def _progress_printer(warmup: int) -> Any:
 
 def leak_test(
     model: Annotated[Optional[Path], typer.Argument(
-        help="frozen_inference_graph.pb, a TF1 SavedModel dir, or an OD API export dir.",
+        metavar="MODEL", help="frozen_inference_graph.pb, a TF1 SavedModel dir, or an OD API export dir.",
         show_default=False)] = None,
     iterations: Annotated[int, typer.Option(
-        "--iterations", "-n", help="Measured images per mode (the most, with --until-decided).")] = 30,
-    warmup: Annotated[int, typer.Option("--warmup", "-w", help="Images run first and left out of the verdicts "
-                                        "(raised to one pass over the image sizes).")] = 3,
-    mode: Annotated[str, typer.Option("--mode", help="legacy, fixed or both.")] = "both",
+        "--iterations", "-n", metavar="N", help="Measured images per mode (the most, with --until-decided).")] = 30,
+    warmup: Annotated[int, typer.Option(
+        "--warmup", "-w", metavar="N",
+        help="Images run first and left out of the verdicts (raised to one pass over the image sizes).")] = 3,
+    mode: Annotated[str, choice_option("--mode", choices=MODES, help="Which loop to measure: the tutorial's "
+                                       "(legacy), LegacyDetector's (fixed), or both.")] = "both",
     images: Annotated[Optional[Path], typer.Option(
-        "--images", help="Folder of jpg/png (any size); default: seeded synthetic images of 4 sizes.")] = None,
+        "--images", metavar="DIR",
+        help="Folder of jpg/png (any size); default: seeded synthetic images of 4 sizes.")] = None,
     memory_fraction: Annotated[Optional[float], typer.Option(
-        "--memory-fraction", help="per_process_gpu_memory_fraction for the sessions (0 < F <= 1).")] = None,
+        "--memory-fraction", metavar="F",
+        help="per_process_gpu_memory_fraction for the sessions (0 < F <= 1).")] = None,
     allow_growth: Annotated[bool, typer.Option(
         "--allow-growth/--no-allow-growth", help="GPUOptions.allow_growth for the sessions.")] = True,
     json_out: JsonOpt = False,
     plot: Annotated[Optional[Path], typer.Option(
-        "--plot", help="Write memory/graph/latency per image, both modes, to this PNG.")] = None,
+        "--plot", metavar="FILE.png", help="Write memory/graph/latency per image, both modes, to this PNG.")] = None,
     demo: Annotated[bool, typer.Option(
         "--demo", help="Use the built-in synthetic Mask R-CNN: see the leak and its fix in one command.")] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the demo model and synthetic images.")] = 0,
-    timeout: Annotated[float, typer.Option("--timeout", help="Seconds allowed per mode.")] = 900.0,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the demo model and synthetic images.")] = 0,
+    timeout: Annotated[float, typer.Option("--timeout", metavar="SECONDS", help="Seconds allowed per mode.")] = 900.0,
     until_decided: Annotated[bool, typer.Option(
         "--until-decided/--no-until-decided",
         help="Stop a mode as soon as its graph and memory verdicts are decided (at least 6 measured images).")] = True,
     entry: Annotated[Optional[str], typer.Option(
-        "--entry", help="Your per-image function, module:function or file.py:function, called as "
-        "fn(image, graph) or fn(image): measured instead of the tutorial loop.", show_default=False)] = None,
-    reframe: Annotated[str, typer.Option(
-        "--reframe", help="Mask-reframe ops of the legacy loop: auto (the OD API's when importable), "
-        "od_api, oddoctor.")] = "auto",
+        "--entry", metavar="MODULE:FUNCTION", help="Your per-image function, module:function or "
+        "file.py:function, called as fn(image, graph) or fn(image): measured instead of the tutorial loop.",
+        show_default=False)] = None,
+    reframe: Annotated[str, choice_option(
+        "--reframe", choices=REFRAMES, help="Mask-reframe ops of the legacy loop: auto (the OD API's when "
+        "importable), od_api, oddoctor.")] = "auto",
 ) -> None:
     """Reproduce and measure the TF1 session/graph leak of OD API inference loops; exit 1 if it leaks."""
     from oddoctor.leak import LeakInputError, LeakSpec, render_text, run_leak_test
@@ -172,7 +175,7 @@ def leak_test(
     if images is not None and not images.is_dir():
         raise UsageError(f"--images {images}: " + ("not a directory" if images.exists() else "no such directory"))
     if plot is not None:
-        _check_plot(plot)
+        check_plot_path(plot)
     if importlib.util.find_spec("tensorflow") is None:
         raise UsageError("leak-test needs TensorFlow in this Python: pip install 'oddoctor[tf]'")
 
@@ -189,15 +192,6 @@ def leak_test(
     if plot is not None:
         from oddoctor.leak.plot import save_plot
 
-        try:
-            save_plot(report.runs, report, plot)
-        except OSError as e:
-            raise UsageError(f"--plot {plot}: cannot write: {e.strerror or e}") from None
-        report.plot = str(plot)
-        print(f"leak-test: plot written to {plot}", file=sys.stderr, flush=True)
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        sys.stdout.write(render_text(report))
-        sys.stdout.flush()
+        report.plot = write_plot(plot, lambda path: save_plot(report.runs, report, path), "leak-test")
+    print_report(report, json_out, render_text)
     raise typer.Exit(report.exit_code)
