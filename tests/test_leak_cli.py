@@ -149,3 +149,19 @@ def test_measured_leak_exits_1_for_ci(tmp_path):
     assert proc.returncode == 1, proc.stderr
     assert "LEAKS" in proc.stdout
     assert "the graph grows by 31 ops per image" in proc.stdout
+
+
+@pytest.mark.slow
+def test_tensorflow_log_lines_reach_the_terminal_only_with_verbose():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the user set no floor of their own
+    args = [sys.executable, "-m", "oddoctor", "leak-test", "--demo", "--mode", "fixed", "-n", "10", "-w", "1",
+            "--no-until-decided"]
+    quiet = subprocess.run(args, capture_output=True, text=True, env=env, timeout=600)
+    loud = subprocess.run([*args, "-v"], capture_output=True, text=True, env=env, timeout=600)
+    assert "its stderr (TensorFlow's log)" not in quiet.stderr and "\n  | " not in quiet.stderr, quiet.stderr
+    assert "fixed: its stderr (TensorFlow's log):" in loud.stderr, loud.stderr
+    assert any(ln.startswith("  | ") and "oneDNN" in ln for ln in loud.stderr.splitlines()), loud.stderr

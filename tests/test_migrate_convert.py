@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -199,3 +200,18 @@ def test_saved_model_is_callable_like_a_tf2_export(tmp_path, capsys):
         np.testing.assert_array_equal(detections[key].numpy(), value.numpy(), err_msg=key)
         np.testing.assert_array_equal(by_keyword[key].numpy(), value.numpy(), err_msg=key)
     assert int(detections["num_detections"][0]) > 0
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["quiet", "verbose"])
+def test_tensorflow_log_lines_reach_the_terminal_only_with_verbose(tiny_graph, tmp_path, verbose):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # the user set no floor of their own
+    proc = subprocess.run([sys.executable, "-m", "oddoctor", "migrate", str(tiny_graph), "--out", str(tmp_path / "m"),
+                           "--inputs", "images/in", "--outputs", OUTPUTS, *(["-v"] if verbose else [])],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    tf_lines = [ln for ln in proc.stderr.splitlines() if re.match(r"^[IWEF]\d{4} ", ln)]
+    assert bool(tf_lines) is verbose, proc.stderr

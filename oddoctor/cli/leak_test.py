@@ -7,6 +7,7 @@ TensorFlow is never imported here: each mode runs in a fresh child process (``py
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -63,7 +64,7 @@ def _check_entry(entry: str, mode: str) -> None:
                          "or --mode both (yours, then LegacyDetector as the baseline), not --mode fixed")
 
 
-def _progress_printer(warmup: int) -> Any:
+def _progress_printer(warmup: int, verbose: bool = False) -> Any:
     tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()  # rewrite one line in a terminal
 
     current = {"mode": ""}
@@ -75,10 +76,13 @@ def _progress_printer(warmup: int) -> Any:
             print(f"leak-test: {event['mode']}: starting a fresh process (TensorFlow import"
                   f"{' and demo model build' if event['demo_build'] else ''})...", file=sys.stderr, flush=True)
         elif kind == "finish":
+            if verbose and event.get("stderr"):
+                print(f"leak-test: {event['mode']}: its stderr (TensorFlow's log):\n  | "
+                      + "\n  | ".join(clean(ln) for ln in event["stderr"]), file=sys.stderr, flush=True)
             error = event["error"]
             if error:
                 print(f"leak-test: {event['mode']}: {clean(error.get('message'))}", file=sys.stderr, flush=True)
-                if event["stderr_tail"] and error.get("kind") != "timeout":
+                if event["stderr_tail"] and error.get("kind") != "timeout" and not verbose:
                     print("  last lines of its stderr:\n    " + "\n    ".join(event["stderr_tail"][-6:]),
                           file=sys.stderr, flush=True)
         elif kind == "start":
@@ -150,6 +154,9 @@ def leak_test(
     reframe: Annotated[str, choice_option(
         "--reframe", choices=REFRAMES, help="Mask-reframe ops of the legacy loop: auto (the OD API's when "
         "importable), od_api, oddoctor.")] = "auto",
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Show each child's stderr, TensorFlow's own log lines included (hidden by "
+        "default; the last lines are shown when a child fails).")] = False,
 ) -> None:
     """Reproduce and measure the TF1 session/graph leak of OD API inference loops; exit 1 if it leaks."""
     from oddoctor.leak import LeakInputError, LeakSpec, render_text, run_leak_test
@@ -184,7 +191,9 @@ def leak_test(
                     memory_fraction=memory_fraction, timeout_s=timeout, until_decided=until_decided, entry=entry,
                     reframe=reframe)
     try:
-        report = run_leak_test(spec, on_event=_progress_printer(warmup))
+        if verbose:
+            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # the children inherit it (they only set a default)
+        report = run_leak_test(spec, on_event=_progress_printer(warmup, verbose))
     except LeakInputError as e:
         if state.debug and e.traceback:
             print("".join(e.traceback).rstrip(), file=sys.stderr, flush=True)

@@ -5,6 +5,7 @@ TensorFlow is imported only when the command runs (inside ``oddoctor.migrate.pip
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -52,6 +53,9 @@ def migrate(
         "--tf-timeout", metavar="SECONDS", help="Seconds a child process may take to import TensorFlow, checked before "
                              "anything else (a TensorFlow that hangs or crashes fails here, with a message).")] = 60.0,
     json_out: JsonOpt = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Let TensorFlow's own C++ log lines through to the terminal (hidden by default: "
+        "TF_CPP_MIN_LOG_LEVEL=2, or 3 on a Linux machine without an NVIDIA device).")] = False,
 ) -> None:
     """Migrate a TF1 frozen graph to a TF2 SavedModel, prove it equal, emit a fixed TF2 runner."""
     from oddoctor.migrate import (
@@ -65,12 +69,14 @@ def migrate(
     from oddoctor.migrate.pipeline import MAX_TOLERANCE
     from oddoctor.render import clean
 
+    if verbose:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # before TensorFlow is imported (the pipeline only sets a default)
     try:
         finite_float(tolerance, "--tolerance", 0.0, MAX_TOLERANCE)
         finite_float(tf_timeout, "--tf-timeout", 1.0, MAX_TF_TIMEOUT_S)
         report = run_migration(
             model, out, force=force, input_name=inputs, outputs=parse_outputs(outputs),
-            images_dir=images, tolerance=tolerance, progress=progress, tf_timeout=tf_timeout,
+            images_dir=images, tolerance=tolerance, progress=progress, tf_timeout=tf_timeout, quiet_tf=not verbose,
         )
     except (MigrateInputError, OutputDirError, UsageError) as e:
         die(clean(str(e)))  # names from the model are data: a newline in one must not split the line

@@ -37,7 +37,7 @@ def run_leak_test(spec: LeakSpec, *, on_event: Optional[EventHandler] = None) ->
     (``mode``, ``demo_build``: the demo model is built first) before the child starts; the child's own
     ``start`` (model facts, images, pid), one ``iter`` per image (``i``, ``warmup``, ``latency_ms``,
     ``graph_nodes``, ``rss_bytes``, ``sessions``...), ``done`` or ``error``; then ``finish`` (``mode``,
-    ``error``: the child's error record or None, ``stderr_tail``) once it has ended.
+    ``error``: the child's error record or None, ``stderr_tail``, ``stderr``: all its lines) once it has ended.
 
     A child that crashes, hangs past ``spec.timeout_s`` or is killed is part of the report (verdict
     ``error``, exit code 1); a child that refuses its input raises :class:`LeakInputError`. Any exception
@@ -59,6 +59,7 @@ def run_leak_test(spec: LeakSpec, *, on_event: Optional[EventHandler] = None) ->
                 raise LeakInputError(run.input_error, (run.error or {}).get("traceback"))
             runs[name] = run
             if on_event is not None:
-                on_event({"event": "finish", "mode": name, "error": run.error, "stderr_tail": run.stderr_tail})
+                on_event({"event": "finish", "mode": name, "error": run.error, "stderr_tail": run.stderr_tail,
+                          "stderr": run.stderr})
     shown_model = DEMO_MODEL if spec.demo else str(spec.model)
     return build_report(runs, model=shown_model, options=spec.options(), demo=spec.demo)

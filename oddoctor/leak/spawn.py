@@ -33,6 +33,7 @@ class ModeRun:
     error: Optional[dict[str, Any]] = None
     returncode: Optional[int] = None
     stderr_tail: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)  # every line the child wrote there (TensorFlow's log)
     wall_s: float = 0.0
 
     @property
@@ -105,7 +106,8 @@ def run_mode(spec: LeakSpec, *, timeout_s: float,
                           env=env, on_line=_line)
     result.wall_s = child.elapsed_s
     result.returncode = child.returncode
-    result.stderr_tail = [ln.strip() for ln in child.stderr_lines if ln.strip()][-15:]
+    result.stderr = [ln.rstrip() for ln in child.stderr_lines if ln.strip()]
+    result.stderr_tail = [ln.strip() for ln in result.stderr][-15:]
     if child.start_error is not None and result.error is None:
         result.error = {"kind": "died", "message": f"the {result.mode} process could not start: {child.start_error}"}
     elif child.timed_out and result.error is None:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import math
 import os
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -94,6 +95,32 @@ def source_digest(path: Path) -> Optional[str]:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _stderr_kept(lines: list[str], enabled: bool = True) -> Iterator[None]:
+    """File descriptor 2 into a temporary file while the block runs; its lines appended to ``lines``.
+
+    TensorFlow 2.21 writes its first log lines ("oneDNN custom operations are on", "Could not find cuda
+    drivers") from C++ before its log settings are read, whatever TF_CPP_MIN_LOG_LEVEL says: only the file
+    descriptor can keep them off the terminal. They are kept for the report (``tensorflow_log``)."""
+    import tempfile
+
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            lines.extend(ln.rstrip() for ln in tmp.read().decode("utf-8", "replace").splitlines() if ln.strip())
+
+
 def _quiet_cpu_only_logs() -> None:
     """No "failed call to cuInit (303)" line on a machine without an NVIDIA device node (the emitted runner's
     rule, :func:`oddoctor.migrate.run_inference.tf_log_floor`; ``oddoctor check`` diagnoses a missing driver)."""
@@ -142,8 +169,12 @@ def migrate(
     tolerance: float = DEFAULT_TOLERANCE,
     progress: Callable[[str], None] = lambda _msg: None,
     tf_timeout: float = DEFAULT_TF_TIMEOUT_S,
+    quiet_tf: bool = True,
 ) -> dict[str, Any]:
     """Migrate ``model`` into ``out``; return the migration report (also written as migration.json).
+
+    ``quiet_tf``: TensorFlow's own log lines at its import are kept off the terminal (in the report's
+    ``tensorflow_log`` instead); False lets them through (``oddoctor migrate --verbose``).
 
     Raises :class:`MigrateInputError` or :class:`OutputDirError` for bad input, :class:`TensorFlowUnusable`
     when TensorFlow does not import (both before anything is written) and :class:`ParityError` when the
@@ -162,7 +193,9 @@ def migrate(
     tensorflow_preflight(tf_timeout, progress)
     _quiet_cpu_only_logs()
     progress("loading TensorFlow")
-    import tensorflow as tf
+    tf_log: list[str] = []
+    with _stderr_kept(tf_log, enabled=quiet_tf and "tensorflow" not in sys.modules):
+        import tensorflow as tf
 
     from oddoctor.migrate import convert
 
@@ -201,6 +234,7 @@ def migrate(
             "parity": parity,
             "runner": RUNNER_FILE,
             "beam_pipeline": BEAM_FILE,
+            "tensorflow_log": tf_log,
         }
         for key, diff in parity["max_abs_diff"].items():
             progress(f"  {key:<20} max abs diff {'n/a (shape differs)' if diff is None else f'{diff:.3g}'}")
