@@ -148,9 +148,12 @@ def check(
     model_budget = _model_budget(model, batch, image_size, budget_from, tf_timeout)
     tf_run = None
     if from_file is None:  # TensorFlow's import is the slow part: its child starts before anything else loads
+        from oddoctor.cli import live
         from oddoctor.collect import start_tf_probe
 
-        tf_run = start_tf_probe(timeout_s=tf_timeout, progress=_progress_fn(), kernels=active)
+        # On a terminal a spinner names the stage (below); elsewhere the plain progress lines, as before.
+        tf_run = start_tf_probe(timeout_s=tf_timeout, progress=None if live.enabled() else _progress_fn(),
+                                kernels=active)
     try:
         from oddoctor.manager import make_plugin_manager
         from oddoctor.render import render_human, render_json
@@ -170,9 +173,13 @@ def check(
             raise UsageError(str(e)) from None
         origin = f"snapshot {from_file}"
     else:
+        from oddoctor.cli import live
         from oddoctor.collect import collect_snapshot
 
-        snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn(), tf=tf_run)
+        what = "importing TensorFlow" + (" and running kernels on each device" if active else "")
+        with live.spinner(f"{what} in a child process (timeout {tf_timeout:g} s)") as stage:
+            snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=live.say_with(stage, _progress_fn()),
+                                    tf=tf_run)
         origin = "this machine"
     if user_log is not None:
         snap.user_log = [*snap.user_log, *user_log]

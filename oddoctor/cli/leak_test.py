@@ -64,12 +64,25 @@ def _check_entry(entry: str, mode: str) -> None:
                          "or --mode both (yours, then LegacyDetector as the baseline), not --mode fixed")
 
 
-def _progress_printer(warmup: int, verbose: bool = False) -> Any:
-    tty = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()  # rewrite one line in a terminal
+def _progress_printer(warmup: int, verbose: bool = False, iterations: int = 0) -> Any:
+    from oddoctor.cli import live
 
-    current = {"mode": ""}
+    tty = live.enabled()  # a progress bar per mode on a terminal; a line every 10 images elsewhere
+    current: dict[str, Any] = {"mode": "", "bar": None}
+
+    def close_bar() -> None:
+        if current["bar"] is not None:
+            current["bar"].close()
+            current["bar"] = None
 
     def on_event(event: dict[str, Any]) -> None:
+        try:
+            handle(event)
+        except BaseException:
+            close_bar()
+            raise
+
+    def handle(event: dict[str, Any]) -> None:
         kind = event["event"]
         if kind == "launch":
             current["mode"] = event["mode"]
@@ -98,18 +111,23 @@ def _progress_printer(warmup: int, verbose: bool = False) -> Any:
                 why = f" ({event['reframe_why']})" if event.get("reframe_why") else ""
                 print(f"leak-test: {event['mode']}: mask reframing: {event['reframe']}{why}",
                       file=sys.stderr, flush=True)
+            if tty:  # after the lines above: the bar keeps the bottom line until the mode is done
+                total = int(event.get("warmup") or warmup) + iterations
+                current["bar"] = live.Bar(total, f"{event['mode']}: warm-up")
         elif kind == "iter":
             i = event["i"] + 1
             rss = event["rss_bytes"] / 1048576 if event.get("rss_bytes") else float("nan")
             phase = "warm-up" if event["warmup"] else "measure"
             line = (f"  {phase:7} {i:4}  {event['latency_ms']:8.1f} ms  graph {event['graph_nodes']:6} ops  "
                     f"RSS {rss:8.1f} MiB  sessions {event['sessions']}")
-            if tty:
-                print("\r" + line, end="", file=sys.stderr, flush=True)
+            if current["bar"] is not None:
+                current["bar"].advance(f"{event['latency_ms']:.0f} ms, graph {event['graph_nodes']} ops, "
+                                       f"RSS {rss:.0f} MiB, sessions {event['sessions']}",
+                                       description=f"{current['mode']}: {phase}")
             elif i == 1 or i % 10 == 0:
                 print(line, file=sys.stderr, flush=True)
-        elif kind in ("done", "error") and tty:
-            print(file=sys.stderr, flush=True)
+        elif kind in ("done", "error"):
+            close_bar()
         if kind == "done" and event.get("stopped") == "decided":
             print(f"leak-test: {current['mode']}: graph and memory verdicts decided after {event.get('images_run')} "
                   "images: stopped (--no-until-decided runs all -n)",
@@ -193,7 +211,7 @@ def leak_test(
     try:
         if verbose:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # the children inherit it (they only set a default)
-        report = run_leak_test(spec, on_event=_progress_printer(warmup, verbose))
+        report = run_leak_test(spec, on_event=_progress_printer(warmup, verbose, iterations))
     except LeakInputError as e:
         if state.debug and e.traceback:
             print("".join(e.traceback).rstrip(), file=sys.stderr, flush=True)

@@ -71,13 +71,23 @@ def migrate(
 
     if verbose:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # before TensorFlow is imported (the pipeline only sets a default)
+    from oddoctor.cli import live
+
     try:
         finite_float(tolerance, "--tolerance", 0.0, MAX_TOLERANCE)
         finite_float(tf_timeout, "--tf-timeout", 1.0, MAX_TF_TIMEOUT_S)
-        report = run_migration(
-            model, out, force=force, input_name=inputs, outputs=parse_outputs(outputs),
-            images_dir=images, tolerance=tolerance, progress=progress, tf_timeout=tf_timeout, quiet_tf=not verbose,
-        )
+        with live.spinner(f"migrating {model}") as stage:
+            def say(message: str) -> None:  # on a terminal each line stays and the spinner names the stage
+                if stage is None:
+                    progress(message)
+                else:
+                    stage.log(message)
+                    stage.update(message.strip())
+
+            report = run_migration(
+                model, out, force=force, input_name=inputs, outputs=parse_outputs(outputs),
+                images_dir=images, tolerance=tolerance, progress=say, tf_timeout=tf_timeout, quiet_tf=not verbose,
+            )
     except (MigrateInputError, OutputDirError, UsageError) as e:
         die(clean(str(e)))  # names from the model are data: a newline in one must not split the line
     except TensorFlowUnusable as e:
