@@ -317,7 +317,12 @@ def collect(
     finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
     fmt = _output_format(False, output_format, COLLECT_FORMATS)
     ps = make_plugin_manager(modules=plugin)
-    snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=_progress_fn(), kernels=active)
+    from oddoctor.cli import live
+
+    what = "importing TensorFlow" + (" and running kernels on each device" if active else "")
+    with live.spinner(f"{what} in a child process (timeout {tf_timeout:g} s)") as stage:
+        snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=live.say_with(stage, _progress_fn()),
+                                kernels=active)
     if fmt == "markdown":
         from oddoctor.checks import Context
         from oddoctor.report_md import render_markdown
