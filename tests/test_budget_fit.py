@@ -124,7 +124,8 @@ def test_spec_refuses_bad_values():
     (-6, "SIGABRT", False, [], True, "oom"),  # bad_alloc past RLIMIT_AS
     (-6, "SIGABRT", False, ["terminate called after throwing an instance of 'std::bad_alloc'"], False, "oom"),
     (-6, "SIGABRT", False, ["Check failed: x"], False, "crash"),
-    (-11, "SIGSEGV", False, [], True, "crash"),
+    (-11, "SIGSEGV", False, [], True, "oom"),  # a failed mmap past RLIMIT_AS (seen in a fresh venv)
+    (-11, "SIGSEGV", False, [], False, "crash"),  # without a limit a segfault is a crash
     (1, None, False, ["Traceback", "KeyError: 'x'"], False, "crash"),
 ])
 def test_classify_child_outcomes(rc, sig, timed_out, tail, limited, want):
@@ -169,6 +170,40 @@ def test_report_unknown_free_memory_is_not_zero():
                           gpu_free=[{"label": "GPU 0", "free_bytes": None}, {"label": "GPU 1", "free_bytes": 4 << 30}])
     assert [p.target for p in report.predictions] == ["GPU 1", "GPU 1"]
     assert any("GPU 0: free memory unknown" in n for n in report.notes)
+
+
+def test_report_splits_held_and_call_memory_and_says_how_much_of_the_peak_is_the_call():
+    pts = []
+    for h, w in SIZES[:2]:
+        for n in (1, 2, 4):
+            held = 2 * MIB + 3 * n * h * w  # weights + the uint8 batch
+            m = _measured(n, h, w, held + 7 * MIB)  # + one image's working set, the same at every batch
+            m.result.update(tf_held_bytes=held, tf_call_bytes=7 * MIB)
+            pts.append(m)
+    report = build_report(BudgetSpec(model="m.pb", budget=1 << 30), pts)
+    held_fit = report.fits["tf_held_bytes"]
+    assert held_fit is not None and held_fit.predict(8, 768 * 1024) == pytest.approx(2 * MIB + 3 * 8 * 768 * 1024)
+    doc = report.to_dict()
+    assert doc["points"][0]["tf_call_bytes"] == 7 * MIB and doc["points"][0]["tf_held_bytes"] == 2 * MIB + 3 * 76800
+    # The largest share: batch 1 at 320x240, where the call is 7 of 9.2 MiB.
+    [note] = [n for n in report.notes if "is the call's working set" in n]
+    assert note.startswith("of the allocator peak, 76% at batch 1 at 320x240")
+    text = render_text(report)
+    assert "held MiB" in text and "call MiB" in text and "fit (TF held across the call)" in text
+    # 1 GiB holds far more than the batch 4 measured: the prediction says it extrapolates and how to confirm it.
+    pred = doc["predictions"][-1]
+    assert pred["extrapolated"] and pred["measured_batch"] == 4 and pred["largest_batch"] > 4
+    assert ("extrapolated beyond batch 4, the largest measured at this size" in text
+            and f"confirm with --batch {pred['largest_batch']} --image-size 640x480" in text)
+    small = build_report(BudgetSpec(model="m.pb", budget=12 * MIB), pts).to_dict()["predictions"][-1]
+    assert 1 <= small["largest_batch"] <= 4 and small["extrapolated"] is False
+
+
+def test_no_fit_says_why_when_the_peak_shrinks_with_the_batch():
+    pts = [_measured(1, 240, 320, 9 * MIB), _measured(2, 240, 320, int(8.9 * MIB))]
+    report = build_report(BudgetSpec(model="m.pb", budget=1 << 30), pts)
+    assert report.fit is None and report.exit_code == 1
+    assert any(n.startswith("no fit: no candidate model fits the 2 measured peaks") for n in report.notes)
 
 
 def test_timeout_and_oom_points_are_reported_and_timeouts_fail():

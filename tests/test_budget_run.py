@@ -23,6 +23,31 @@ def test_a_child_past_the_timeout_is_killed_and_reported(model_pb):
     assert doc["fits"]["tf_peak_bytes"] is None and doc["predictions"] == []
 
 
+_ALLOC = """
+import os, sys
+os.environ["TF_CPU_ALLOCATOR_USE_BFC"] = "true"
+import tensorflow as tf
+from oddoctor.budget.child import reserve_region
+reserved = reserve_region(tf, "CPU:0") if sys.argv[1] == "reserve" else 0
+with tf.device("CPU:0"):
+    x = tf.raw_ops.Empty(shape=[18 << 20], dtype=tf.uint8, init=False)
+print(reserved, tf.config.experimental.get_memory_info("CPU:0")["current"])
+"""
+
+
+@pytest.mark.parametrize("mode", ["grow", "reserve"])
+def test_the_reserved_region_makes_the_allocator_count_what_was_asked(mode):
+    # With growth (no reserve) the BFC allocator counts 18 MiB asked of a fresh region as the whole 32 MiB region:
+    # the step that made the allocator peak jump. Out of the reserved region it counts the 18 MiB asked.
+    proc = subprocess.run([sys.executable, "-c", _ALLOC, mode], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    reserved, current = map(int, proc.stdout.split())
+    if mode == "grow":
+        assert (reserved, current) == (0, 32 << 20)
+    else:
+        assert (reserved, current) == (1 << 30, 18 << 20)
+
+
 def test_a_file_that_is_no_model_is_a_usage_error(tmp_path):
     bad = tmp_path / "frozen_inference_graph.pb"
     bad.write_bytes(b"not a graph")
@@ -48,7 +73,7 @@ def test_budget_measures_fits_predicts_and_plots(model_pb, tmp_path):
                        "--repeats", "2", "--plot", str(plot), timeout=900)
     assert rc == 0, doc
     assert [p["status"] for p in doc["points"]] == ["ok"] * 4
-    assert all(10 << 20 < p["tf_peak_bytes"] < 500 << 20 for p in doc["points"])  # the small model: tens of MiB
+    assert all(5 << 20 < p["tf_peak_bytes"] < 500 << 20 for p in doc["points"])  # the small model: 9 to 20 MiB
     assert all(p["rss_peak_bytes"] > p["tf_peak_bytes"] for p in doc["points"])
     fit = doc["fits"]["tf_peak_bytes"]
     assert fit is not None and max(abs(r) for r in fit["residuals"]) < 0.15
@@ -79,7 +104,9 @@ def _held_out(model: str) -> dict[str, float]:
 @pytest.mark.slow
 def test_held_out_prediction_legacy_frozen_graph(model_pb):
     errors = _held_out(str(model_pb))
-    assert abs(errors["rss_peak_bytes"]) < LIMIT, errors
+    # The allocator memory held across the call (weights and the batch fed in) and the process RSS are predicted
+    # within the issue's bound; the call's working set is not (docs/budget.md: the images in flight).
+    assert abs(errors["tf_held_bytes"]) < LIMIT and abs(errors["rss_peak_bytes"]) < LIMIT, errors
 
 
 @pytest.mark.slow
@@ -89,7 +116,7 @@ def test_held_out_prediction_migrated_saved_model(model_pb, tmp_path):
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     errors = _held_out(str(Path(out) / "saved_model"))
-    assert abs(errors["rss_peak_bytes"]) < LIMIT, errors
+    assert abs(errors["tf_held_bytes"]) < LIMIT and abs(errors["rss_peak_bytes"]) < LIMIT, errors
 
 
 @pytest.mark.slow
@@ -100,5 +127,5 @@ def test_check_model_measures_on_the_spot_and_judges_each_gpu(model_pb):
                        "--batch", "2", "--image-size", "320x240", "--only", "memory.model-fits", timeout=900)
     [r] = [r for r in doc["results"] if r["id"].startswith("memory.model-fits")]
     assert rc == 0 and r["status"] == "ok", r
-    assert 10 << 20 < r["details"]["need_bytes"] < 500 << 20  # the small model at batch 2: tens of MiB
+    assert 5 << 20 < r["details"]["need_bytes"] < 500 << 20  # the small model at batch 2: about 9 MiB
     assert r["details"]["largest_batch"] > 2

@@ -26,6 +26,10 @@ EXIT_MEMORY = 4
 #: Signals that mean "out of memory" for a child: the kernel's OOM killer sends SIGKILL; a C++ allocation past
 #: RLIMIT_AS throws std::bad_alloc, which TensorFlow's threads turn into abort() (SIGABRT).
 OOM_SIGNALS = ("SIGKILL",)
+#: Under --memory-limit (RLIMIT_AS) a failed mmap does not always surface as bad_alloc: in a fresh virtualenv
+#: the same point died by SIGSEGV (a thread's stack or a library's unchecked allocation). Past the limit, these
+#: deaths are the limit's doing: "does not fit".
+LIMIT_SIGNALS = ("SIGABRT", "SIGSEGV", "SIGBUS")
 OOM_WORDS = ("bad_alloc", "out of memory", "memoryerror", "cannot allocate memory", "resource exhausted")
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -52,7 +56,7 @@ def classify(returncode: Optional[int], signal: Optional[str], timed_out: bool, 
     text = "\n".join(stderr_tail).lower()
     if returncode == EXIT_MEMORY or any(w in text for w in OOM_WORDS):
         return "oom"
-    if signal in OOM_SIGNALS or (signal == "SIGABRT" and memory_limited):
+    if signal in OOM_SIGNALS or (signal in LIMIT_SIGNALS and memory_limited):
         return "oom"
     return "crash"
 

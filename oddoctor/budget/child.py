@@ -21,6 +21,35 @@ from oddoctor.budget.spec import PointSpec
 from oddoctor.fsutil import atomic_write_text
 
 EXIT_INPUT = 3  # the model or the images cannot be used: the parent reports it, no point in the other children
+#: The region reserved in TensorFlow's allocator before the model loads (address space: its pages are not touched).
+RESERVE_BYTES = 1 << 30
+RESERVE_FLOOR = 256 << 20  # a device with less free memory than this gets no reserve
+
+
+def reserve_region(tf: Any, device: str, want: int = RESERVE_BYTES) -> int:
+    """Make TensorFlow's BFC allocator on ``device`` hold one large free region, as it does with a ``memory_limit``.
+
+    With memory growth (TensorFlow's default on the CPU with ``TF_CPU_ALLOCATOR_USE_BFC``, and what ``measure`` sets
+    on a GPU) the allocator grows by regions of 2, 4, 8, ... MiB and hands out a whole free chunk unless it is at
+    least twice the request: 18 MiB asked of a fresh 32 MiB region are counted as 32 MiB. The peak is then a step
+    function of the tensor sizes and of the order the regions happened to grow in. Out of one region allocated and
+    freed first (kept by the allocator), every request is split off at its own size (rounded to 256 bytes), as on
+    a GPU given ``set_logical_device_configuration(memory_limit=...)``, the setting ``budget`` prints. Returns the
+    bytes reserved (halved until the device grants them; 0 below ``RESERVE_FLOOR`` or where the op is refused: the
+    figures are then the growth mode's, as before).
+    """
+    size = want
+    while size >= RESERVE_FLOOR:
+        try:
+            with tf.device(device):
+                block = tf.raw_ops.Empty(shape=[size >> 20, 1 << 20], dtype=tf.uint8, init=False)
+            del block
+            return size
+        except (tf.errors.ResourceExhaustedError, tf.errors.InternalError):
+            size //= 2
+        except tf.errors.OpError:
+            return 0
+    return 0
 
 
 def _rss_peak() -> int:
@@ -152,9 +181,10 @@ def measure(spec: PointSpec) -> dict[str, Any]:
     device = "GPU:0" if gpus else "CPU:0"
     result["device"] = device
     if not gpus:
-        # One inter-op thread: the images of a batch then run one after another, and the peak is reproducible.
+        # One inter-op thread: the images of a batch mostly run one after another and most peaks repeat exactly.
         # With more, how many images overlap depends on the cores the scheduler gives the child at that moment
-        # (batch 4 measured above batch 8 on a loaded 2-core machine).
+        # (batch 4 measured above batch 8 on a loaded 2-core machine). Even with one, the next image's first ops
+        # may run while the current one is in the network (docs/budget.md: the call's working set).
         tf.config.threading.set_inter_op_parallelism_threads(1)
         result["inter_op_threads"] = 1
     with tf.device(device):
@@ -163,6 +193,8 @@ def measure(spec: PointSpec) -> dict[str, Any]:
         after = _gpu_used()
         reserved = tf.config.experimental.get_memory_info(device)["current"]
         result["context_bytes"] = None if after is None else max(0, after - gpu_before - reserved)
+    if spec.memory_limit is None:  # with a limit, the point is to see the allocator run out: no reserve
+        result["reserved_bytes"] = reserve_region(tf, device)
     model_fn, kind = load_model_fn(tf, spec.model)
     batch, sizes, h, w = make_batch(spec)
     result.update(kind=kind, height=h, width=w, pixels=h * w, load_s=round(time.monotonic() - t0, 2))
@@ -182,13 +214,17 @@ def measure(spec: PointSpec) -> dict[str, Any]:
             images, image_sizes = fed + tf.zeros([], tf.uint8), tf.constant(sizes)
             del batch, fed
             tf.nest.map_structure(lambda t: t.numpy(), detect(images, image_sizes))  # warm-up: traces, allocates
+            held = calls = 0
             for _ in range(spec.repeats):
                 tf.config.experimental.reset_memory_stats(device)
-                result["tf_current_before_call_bytes"] = int(tf.config.experimental.get_memory_info(device)["current"])
+                before = int(tf.config.experimental.get_memory_info(device)["current"])
                 t1 = time.monotonic()
                 tf.nest.map_structure(lambda t: t.numpy(), detect(images, image_sizes))
                 result.setdefault("call_s", []).append(round(time.monotonic() - t1, 4))
                 peaks.append(int(tf.config.experimental.get_memory_info(device)["peak"]))
+                # Held across the call: the weights and the batch fed to it. Set by the call: its working set.
+                held, calls = max(held, before), max(calls, peaks[-1] - before)
+            result.update(tf_held_bytes=held, tf_call_bytes=calls)
     except Exception as e:  # out of memory is a measured outcome; anything else propagates
         if not _is_oom(tf, e):
             raise

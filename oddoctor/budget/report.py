@@ -11,7 +11,10 @@ from oddoctor.units import format_bytes
 
 SCHEMA_VERSION = 1
 MIB = 1 << 20
-METRICS = ("tf_peak_bytes", "rss_peak_bytes")  # the allocator's peak; the process's peak resident memory
+#: The allocator's peak; of it, what is held across the call (weights and the batch fed in: linear in the
+#: batch's pixels); the process's peak resident memory. ``tf_call_bytes`` (the peak less the held part: the
+#: working set of the images in flight) is reported per point, not fitted: see docs/budget.md.
+METRICS = ("tf_peak_bytes", "tf_held_bytes", "rss_peak_bytes")
 FAILED = ("timeout", "crash")
 
 
@@ -39,7 +42,8 @@ class Measured:
     def to_dict(self) -> dict[str, Any]:
         return {"batch": self.batch, "image_size": size_text(self.height, self.width), "height": self.height,
                 "width": self.width, "status": self.status, "tf_peak_bytes": self.value("tf_peak_bytes"),
-                "rss_peak_bytes": self.value("rss_peak_bytes"), "context_bytes": self.result.get("context_bytes"),
+                "rss_peak_bytes": self.value("rss_peak_bytes"), "tf_held_bytes": self.value("tf_held_bytes"),
+                "tf_call_bytes": self.value("tf_call_bytes"), "context_bytes": self.result.get("context_bytes"),
                 "device": self.result.get("device"), "seconds": self.seconds, "error": self.error,
                 "stderr_tail": self.stderr_tail if self.status in FAILED else []}
 
@@ -54,12 +58,20 @@ class Prediction:
     width: int
     batch: BatchPrediction
     memory_limit_mb: int  # for tf.config.set_logical_device_configuration: the budget less the margin and context
+    measured_batch: int = 0  # the largest batch measured at this image size
+
+    @property
+    def extrapolated(self) -> bool:
+        """True when the predicted batch is larger than any measured at this size: the fit's straight line carries
+        the held memory (weights and input) well, but not the call's working set (docs/budget.md)."""
+        return self.batch.batch > self.measured_batch
 
     def to_dict(self) -> dict[str, Any]:
         b = self.batch
         return {"target": self.target, "budget_bytes": self.budget, "image_size": size_text(self.height, self.width),
                 "largest_batch": b.batch, "need_bytes": None if b.need is None else int(b.need),
                 "usable_bytes": int(b.usable), "capped": b.capped, "reason": b.reason,
+                "measured_batch": self.measured_batch, "extrapolated": self.extrapolated,
                 "settings": {"batch_size": b.batch, "memory_limit_mb": self.memory_limit_mb, "allow_growth": True}}
 
 
@@ -120,8 +132,10 @@ def predict(report: BudgetReport, target: str, budget: int, sizes: list[tuple[in
         return []
     context = report.context_bytes or 0
     limit_mb = max(0, int((budget * (1 - report.margin) - context) // MIB))
+    measured = {(h, w): max((p.batch for p in report.points if p.status == "ok" and (p.height, p.width) == (h, w)),
+                            default=0) for h, w in sizes}
     return [Prediction(target, budget, h, w, largest_batch(fit, h * w, budget, margin=report.margin, overhead=context),
-                       limit_mb) for h, w in sizes]
+                       limit_mb, measured[(h, w)]) for h, w in sizes]
 
 
 def build_report(spec: BudgetSpec, points: list[Measured], *,
@@ -136,10 +150,22 @@ def build_report(spec: BudgetSpec, points: list[Measured], *,
                           context_bytes=max(contexts) if contexts else None, margin=spec.margin)
     sizes = sorted({(p.height, p.width) for p in ok}, key=lambda hw: hw[0] * hw[1])
     if report.fit is None:
-        report.notes.append("no fit: fewer than two configurations were measured (see the table)")
+        measured = sum(1 for p in points if p.value("tf_peak_bytes") is not None)
+        report.notes.append("no fit: fewer than two configurations were measured (see the table)" if measured < 2 else
+                            f"no fit: no candidate model fits the {measured} measured peaks with memory that grows "
+                            "with the batch and the pixels (see the table); measure more batches or sizes")
     if device is not None and not device.startswith("GPU"):
         report.notes.append("measured on the CPU: TensorFlow's allocator peak with TF_CPU_ALLOCATOR_USE_BFC=true "
                             "stands for the GPU allocator's; a GPU adds its CUDA context (not measured here)")
+    calls = [(p, c, t) for p in ok if (c := p.value("tf_call_bytes")) and (t := p.value("tf_peak_bytes"))]
+    if calls:
+        p, c, t = max(calls, key=lambda x: x[1] / x[2])
+        report.notes.append(
+            f"of the allocator peak, {c / t:.0%} at batch {p.batch} at {size_text(p.height, p.width)} is the call's "
+            "working set (the peak less the weights and the batch held across the call): the images in flight, "
+            "set by whichever stage of an image is largest and by how many images the loop overlaps. It does not "
+            "scale linearly with the batch or the image size: predictions beyond the measured batches and sizes "
+            "can miss it (see the held and call columns; docs/budget.md gives the figures)")
     oom = [p for p in points if p.status == "oom"]
     if oom:
         report.notes.append("does not fit: " + ", ".join(f"batch {p.batch} at {size_text(p.height, p.width)}"
@@ -170,16 +196,18 @@ def render_text(report: BudgetReport) -> str:
     fit = report.fit
     residual = {(pt.batch, pt.pixels): r for pt, r in zip(fit.points, fit.residuals)} if fit else {}
     out.append(f"  {'batch':>5}  {'image':>10}  {'TF peak MiB':>11}  {'fit MiB':>9}  {'resid':>6}  "
-               f"{'RSS peak MiB':>12}  outcome")
+               f"{'held MiB':>8}  {'call MiB':>8}  {'RSS peak MiB':>12}  outcome")
     for p in report.points:
         tf_peak = p.value("tf_peak_bytes")
         fitted = fit.predict(p.batch, p.pixels) if fit and p.status == "ok" else None
         r = residual.get((p.batch, p.pixels))
         outcome = {"ok": "ok", "oom": "does not fit (out of memory)"}.get(p.status, f"{p.status}: {p.error}")
         out.append(f"  {p.batch:>5}  {size_text(p.height, p.width):>10}  {_mib(tf_peak):>11}  {_mib(fitted):>9}  "
-                   f"{'-' if r is None else f'{r:+.1%}':>6}  {_mib(p.value('rss_peak_bytes')):>12}  {outcome}")
+                   f"{'-' if r is None else f'{r:+.1%}':>6}  {_mib(p.value('tf_held_bytes')):>8}  "
+                   f"{_mib(p.value('tf_call_bytes')):>8}  {_mib(p.value('rss_peak_bytes')):>12}  {outcome}")
     out.append("")
-    for metric, label in (("tf_peak_bytes", "TF allocator peak"), ("rss_peak_bytes", "process RSS peak")):
+    for metric, label in (("tf_peak_bytes", "TF allocator peak"), ("tf_held_bytes", "TF held across the call"),
+                          ("rss_peak_bytes", "process RSS peak")):
         f = report.fits.get(metric)
         if f is None:
             out.append(f"fit ({label}): none")
@@ -198,6 +226,10 @@ def render_text(report: BudgetReport) -> str:
             need = "" if b.need is None else f", needs {format_bytes(b.need)}"
             out.append(f"  {pr.target} ({format_bytes(pr.budget)}), {size_text(pr.height, pr.width)}: "
                        f"batch {b.batch}{need} ({b.reason})")
+            if pr.extrapolated:
+                out.append(f"    extrapolated beyond batch {pr.measured_batch}, the largest measured at this size: "
+                           f"the working set of the images in flight may not follow the line; confirm with "
+                           f"--batch {b.batch} --image-size {size_text(pr.height, pr.width)}")
         best = report.predictions[-1]
         out.append("")
         out.append("settings to use (TF2):")
