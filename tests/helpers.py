@@ -24,3 +24,31 @@ def run_json(*args: str, **kw) -> tuple[int, dict]:
     proc = run_oddoctor(*args, "--json", **kw)
     assert proc.stdout.strip(), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
+
+
+_PTY_RUN = """
+import os, pty, sys
+pid, fd = pty.fork()
+if pid == 0:
+    os.execvpe(sys.executable, [sys.executable, "-m", "oddoctor", *sys.argv[1:]], os.environ)
+chunks = []
+while True:
+    try:
+        data = os.read(fd, 65536)
+    except OSError:
+        break
+    if not data:
+        break
+    chunks.append(data)
+_, status = os.waitpid(pid, 0)
+sys.stdout.buffer.write(b"".join(chunks))
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
+def run_in_pty(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> tuple[int, str]:
+    """Run the real CLI with stdout and stderr on a pseudo-terminal (a real TTY to it): its exit code and
+    everything it wrote (``\\r\\n`` as written)."""
+    proc = subprocess.run([sys.executable, "-c", _PTY_RUN, *args], capture_output=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, cwd=REPO)
+    return proc.returncode, proc.stdout.decode("utf-8", "replace")

@@ -3,44 +3,17 @@ a pipe: CI logs keep their plain lines."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import textwrap
 
 import pytest
 
-from tests.helpers import REPO, run_oddoctor
+from tests.helpers import run_in_pty, run_oddoctor
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 ESC = "\x1b["
-PTY_RUN = textwrap.dedent("""
-    import os, pty, sys
-    pid, fd = pty.fork()
-    if pid == 0:
-        os.execvpe(sys.executable, [sys.executable, "-m", "oddoctor", *sys.argv[1:]], os.environ)
-    chunks = []
-    while True:
-        try:
-            data = os.read(fd, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    _, status = os.waitpid(pid, 0)
-    sys.stdout.buffer.write(b"".join(chunks))
-    sys.exit(os.waitstatus_to_exitcode(status))
-""")
-
-
 def in_pty(*args: str, timeout: float = 300) -> tuple[int, str]:
-    """Run oddoctor with stdout and stderr on one pseudo-terminal; its exit code and everything it wrote."""
-    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
-    env["TERM"] = "xterm"
-    proc = subprocess.run([sys.executable, "-c", PTY_RUN, *args], capture_output=True, timeout=timeout, env=env,
-                          cwd=REPO)
-    return proc.returncode, proc.stdout.decode("utf-8", "replace")
+    """Run oddoctor on a pseudo-terminal, colour variables unset, a terminal that can take a spinner."""
+    return run_in_pty(*args, env={"NO_COLOR": "", "FORCE_COLOR": "", "TERM": "xterm"}, timeout=timeout)
 
 
 def test_check_shows_a_spinner_with_the_stage_on_a_terminal_and_plain_output_in_a_pipe():

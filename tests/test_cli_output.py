@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from oddoctor import __version__
-from tests.helpers import REPO, SNAPSHOTS, run_oddoctor
+from tests.helpers import REPO, SNAPSHOTS, run_in_pty, run_oddoctor
 
 GOLDEN = Path(__file__).parent / "golden"
 HELD = SNAPSHOTS / "core_gpu_held_by_other_process.json"
@@ -101,29 +99,7 @@ def test_collect_refuses_a_format_it_does_not_write():
 
 def _run_in_pty(*args: str, env: dict[str, str]) -> str:
     """Run oddoctor with its stdout on a pseudo-terminal (a real TTY to it); return what it wrote."""
-    import pty
-
-    code = textwrap.dedent("""
-        import os, pty, subprocess, sys
-        pid, fd = pty.fork()
-        if pid == 0:
-            os.execvpe(sys.executable, [sys.executable, "-m", "oddoctor", *sys.argv[1:]], os.environ)
-        chunks = []
-        while True:
-            try:
-                data = os.read(fd, 65536)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        os.waitpid(pid, 0)
-        sys.stdout.buffer.write(b"".join(chunks))
-    """)
-    assert pty  # the module exists on this platform
-    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, timeout=120,
-                          env={**os.environ, **env}, cwd=REPO)
-    return proc.stdout.decode("utf-8").replace("\r\n", "\n")
+    return run_in_pty(*args, env=env, timeout=120)[1].replace("\r\n", "\n")
 
 
 def _golden(name: str, text: str) -> None:

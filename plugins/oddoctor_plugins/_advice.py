@@ -18,7 +18,7 @@ from oddoctor.compat.data import LINUX, WINDOWS, TfBuild
 from oddoctor.compat.rules import format_driver
 from oddoctor.snapshot import LibFacts
 from oddoctor.versions import parse_version
-from oddoctor.view import View, view
+from oddoctor.view import GpuView, View, view
 
 #: JIT cache large enough for TensorFlow's kernels (docs suggest 2 GiB; 4 GiB is CUDA's maximum).
 JIT_CACHE = "CUDA_CACHE_MAXSIZE=4294967296"
@@ -55,6 +55,19 @@ def gpu_gate(v: View, ctx: Context, what: str = "GPU checks") -> Optional[Result
     if exp is False:
         return skip(f"no NVIDIA GPU on this machine: {what} do not apply (pass --gpu if one is expected)")
     return unknown("nvidia_hw", v.unknown("nvidia_hw") or "no evidence either way")
+
+
+def selected_gpus(v: View, ctx: Context, what: str = "GPU checks") -> list[GpuView] | Result:
+    """The GPUs CUDA_VISIBLE_DEVICES selects, or the skip a per-GPU check returns when there are none to judge."""
+    gate = gpu_gate(v, ctx, what)
+    if gate is not None:
+        return gate
+    selected = v.selected_gpus
+    if selected is None:
+        return unknown("gpus.selected", v.visibility.note if v.visibility else "GPU list unknown")
+    if not selected:
+        return skip("CUDA_VISIBLE_DEVICES selects no GPU (see gpu.cuda-visible-devices)")
+    return selected
 
 
 def installed_tf_gate(v: View, ctx: Context, cannot: str) -> Optional[Result]:

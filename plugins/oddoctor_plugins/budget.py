@@ -8,19 +8,26 @@ a pure function of the snapshot.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from oddoctor import hookimpl
-from oddoctor.budget.facts import FACT
-from oddoctor.budget.fit import MODELS, Fit, largest_batch
 from oddoctor.checks import Check, Context, Result, check, fail, ok, skip, unknown
 from oddoctor.snapshot import Snapshot
 from oddoctor.units import format_bytes
-from oddoctor_plugins._advice import gpu_gate, view
+from oddoctor_plugins._advice import selected_gpus, view
+
+if TYPE_CHECKING:
+    from oddoctor.budget.fit import Fit
+
+#: The snapshot fact (``Snapshot.extra``) the figures travel in (oddoctor.budget.facts.FACT; not imported here:
+#: the budget package loads only when a model is judged, so that ``check --from`` starts fast).
+FACT = "model_budget"
 
 
 def fit_from_fact(fact: dict[str, Any]) -> Optional[Fit]:
     """The fit a ``model_budget`` fact carries (``budget --json``'s ``fits.tf_peak_bytes``), or None."""
+    from oddoctor.budget.fit import MODELS, Fit
+
     f = fact.get("fit")
     if not isinstance(f, dict) or f.get("model") not in MODELS or not isinstance(f.get("coef"), dict):
         return None
@@ -45,15 +52,11 @@ def memory_model_fits(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     fit = fit_from_fact(fact)
     if fit is None:
         return unknown(f"extra.{FACT}", fact.get("error") or "the model's memory figures could not be measured")
-    v = view(snap)
-    gate = gpu_gate(v, ctx, "model VRAM checks")
-    if gate is not None:
-        return gate
-    selected = v.selected_gpus
-    if selected is None:
-        return unknown("gpus.selected", v.visibility.note if v.visibility else "GPU list unknown")
-    if not selected:
-        return skip("not applicable: CUDA_VISIBLE_DEVICES selects no GPU (see gpu.cuda-visible-devices)")
+    from oddoctor.budget.fit import largest_batch
+
+    selected = selected_gpus(view(snap), ctx, "model VRAM checks")
+    if isinstance(selected, Result):
+        return selected
     batch, height, width = int(fact["batch"]), int(fact["height"]), int(fact["width"])
     margin, context = float(fact.get("margin", 0.10)), int(fact.get("context_bytes") or 0)
     pixels = height * width

@@ -26,25 +26,13 @@ from oddoctor_plugins._advice import (
     installed_tf_gate,
     newest_for_this_machine,
     no_wheel_fix,
+    selected_gpus,
     tf_for_cc,
     view,
 )
 
 #: Another process holding more than this share of a GPU's memory is worth a warning.
 OTHER_PROCESS_SHARE = 0.5
-
-
-def _selected(v: View, ctx: Context) -> list[GpuView] | Result:
-    """The GPUs CUDA_VISIBLE_DEVICES selects, or the skip a per-GPU check returns when there are none to judge."""
-    gate = gpu_gate(v, ctx)
-    if gate is not None:
-        return gate
-    selected = v.selected_gpus
-    if selected is None:
-        return unknown("gpus.selected", v.visibility.note if v.visibility else "GPU list unknown")
-    if not selected:
-        return skip("CUDA_VISIBLE_DEVICES selects no GPU (see gpu.cuda-visible-devices)")
-    return selected
 
 
 def _index_list(gpus: list[GpuView]) -> str:
@@ -152,7 +140,7 @@ def gpu_min_vram(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     Typical fix: stop the processes holding the GPU, pick another with CUDA_VISIBLE_DEVICES, or lower the batch.
     """
     v = view(snap)
-    selected = _selected(v, ctx)
+    selected = selected_gpus(v, ctx)
     if isinstance(selected, Result):
         return selected
     gpus = [g for g in selected if g.free_bytes is not None]
@@ -194,7 +182,7 @@ def gpu_other_processes(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     another GPU; export TF_FORCE_GPU_ALLOW_GROWTH=true to share.
     """
     v = view(snap)
-    selected = _selected(v, ctx)
+    selected = selected_gpus(v, ctx)
     if isinstance(selected, Result):
         return selected
     gpus = [g for g in selected if g.total_bytes and g.processes is not None]
