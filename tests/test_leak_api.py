@@ -103,7 +103,7 @@ def test_run_leak_test_reports_each_mode_with_events_in_order(fake_child):
     per_mode = ["launch", "start", *["iter"] * 12, "done", "finish"]
     assert kinds == per_mode + per_mode
     assert events[0] == {"event": "launch", "mode": "legacy", "demo_build": False}
-    assert events[-1] == {"event": "finish", "mode": "fixed", "error": None, "stderr_tail": []}
+    assert events[-1] == {"event": "finish", "mode": "fixed", "error": None, "stderr_tail": [], "stderr": []}
     assert report.to_dict()["options"] == LeakSpec(model="m.pb", iterations=10, warmup=2).options()
 
 
