@@ -17,7 +17,9 @@ from oddoctor.cli._common import UsageError, check_choice, emit_json, finite_flo
 if TYPE_CHECKING:
     import typer
 
+    from oddoctor.collect import TfProbe
     from oddoctor.manager import PluginSet
+    from oddoctor.snapshot import Snapshot
 else:
     from oddoctor.cli._common import typer_on_demand as typer
 
@@ -173,13 +175,7 @@ def check(
             raise UsageError(str(e)) from None
         origin = f"snapshot {from_file}"
     else:
-        from oddoctor.cli import live
-        from oddoctor.collect import collect_snapshot
-
-        what = "importing TensorFlow" + (" and running kernels on each device" if active else "")
-        with live.spinner(f"{what} in a child process (timeout {tf_timeout:g} s)") as stage:
-            snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=live.say_with(stage, _progress_fn()),
-                                    tf=tf_run)
+        snap = _collect_live(ps, tf_timeout, active, tf_run)
         origin = "this machine"
     if user_log is not None:
         snap.user_log = [*snap.user_log, *user_log]
@@ -210,6 +206,17 @@ def check(
         sys.stderr.flush()
         os._exit(code)
     raise SystemExit(code)  # not typer.Exit: the fast path runs without Typer, and Typer passes this on as is
+
+
+def _collect_live(ps: PluginSet, tf_timeout: float, active: bool, tf_run: Optional[TfProbe] = None) -> Snapshot:
+    """This machine's snapshot, with a spinner naming the stage on a terminal (plain progress lines elsewhere)."""
+    from oddoctor.cli import live
+    from oddoctor.collect import collect_snapshot
+
+    what = "importing TensorFlow" + (" and running kernels on each device" if active else "")
+    with live.spinner(f"{what} in a child process (timeout {tf_timeout:g} s)") as stage:
+        return collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=live.say_with(stage, _progress_fn()),
+                                tf=tf_run, kernels=active)
 
 
 def _model_budget(model: Optional[Path], batch: Optional[int], image_size: Optional[str],
@@ -311,18 +318,12 @@ def collect(
 
     With --format markdown, a report to paste into a bug instead: the facts, redacted, and the diagnosis.
     """
-    from oddoctor.collect import collect_snapshot
     from oddoctor.manager import make_plugin_manager
 
     finite_float(tf_timeout, "--tf-timeout", 1.0, 3600.0)
     fmt = _output_format(False, output_format, COLLECT_FORMATS)
     ps = make_plugin_manager(modules=plugin)
-    from oddoctor.cli import live
-
-    what = "importing TensorFlow" + (" and running kernels on each device" if active else "")
-    with live.spinner(f"{what} in a child process (timeout {tf_timeout:g} s)") as stage:
-        snap = collect_snapshot(ps, tf_timeout_s=tf_timeout, progress=live.say_with(stage, _progress_fn()),
-                                kernels=active)
+    snap = _collect_live(ps, tf_timeout, active)
     if fmt == "markdown":
         from oddoctor.checks import Context
         from oddoctor.report_md import render_markdown

@@ -41,7 +41,6 @@ def tensorflow_preflight(timeout_s: float = DEFAULT_TF_TIMEOUT_S,
     import. Free when this process has imported TensorFlow already (it evidently imports).
     """
     import importlib.util
-    import sys
 
     if "tensorflow" in sys.modules:
         return
