@@ -5,10 +5,11 @@
 Times, interleaved round-robin (the order rotates each round) so that machine noise hits each command alike:
   P  python -c pass                                                             (Python's own start-up)
   A  python -c "import tensorflow as tf; tf.config.list_physical_devices()"   (the baseline)
+  A2 the same, ending with os._exit(0)                                          (no teardown at exit)
   B  oddoctor check --json                                                      (all probes + checks)
   C  oddoctor check --from SNAPSHOT --json                                      (checks only)
-and reports the median of the per-round ratios B/A, the median wall time of C, and the import-time top 10 of C
-(`python -X importtime`, the least of 3 runs per module). --write puts them in docs/benchmarks.md.
+and reports the median of the per-round ratios B/A (and B/A2), the median wall time of C, and the import-time
+top 10 of C (`python -X importtime`, the least of 3 runs per module). --write puts them in docs/benchmarks.md.
 
 Installed packages come with bytecode (.pyc); a source checkout run with PYTHONDONTWRITEBYTECODE=1 compiles
 every module on every start. So the children run without PYTHONDONTWRITEBYTECODE, after `python -m compileall`
@@ -98,6 +99,8 @@ def main() -> None:
             "P: python -c pass": [py, "-c", "pass"],
             "A: import tensorflow + list_physical_devices": [
                 py, "-c", "import tensorflow as tf; tf.config.list_physical_devices()"],
+            "A2: the same, ending with os._exit(0)": [
+                py, "-c", "import os, tensorflow as tf; tf.config.list_physical_devices(); os._exit(0)"],
             "B: oddoctor check --json": [py, "-m", "oddoctor", "check", "--json"],
             "C: oddoctor check --from snapshot --json": [py, "-m", "oddoctor", "check", "--from", str(snap), "--json"],
         }
@@ -114,15 +117,18 @@ def main() -> None:
                 cpu[name].append(c)
             print(f"round {i + 1}/{args.repeats}: " + ", ".join(f"{wall[k][-1]:.2f}s" for k in names),
                   file=sys.stderr)
-        top = import_top(cmds[names[3]], env)
+        top = import_top(cmds[names[4]], env)
     load_after = os.getloadavg()
-    p_, a_, b_, c_ = names
+    p_, a_, a2_, b_, c_ = names
     check_ratio = statistics.median(b / a for a, b in zip(wall[a_], wall[b_]))
     check_cpu_ratio = statistics.median(b / a for a, b in zip(cpu[a_], cpu[b_]))
     check_extra = statistics.median(b - a for a, b in zip(wall[a_], wall[b_]))
-    cpu_extra = statistics.median(b - a for a, b in zip(cpu[a_], cpu[b_]))
+    bare_ratio = statistics.median(b / a for a, b in zip(wall[a2_], wall[b_]))
+    bare_extra = statistics.median(b - a for a, b in zip(wall[a2_], wall[b_]))
+    teardown = statistics.median(a - a2 for a, a2 in zip(wall[a_], wall[a2_]))
+    cpu_extra = statistics.median(b - a for a, b in zip(cpu[a2_], cpu[b_]))
     from_median = statistics.median(wall[c_])
-    p_med, a_med = statistics.median(wall[p_]), statistics.median(wall[a_])
+    p_med, a2_med = statistics.median(wall[p_]), statistics.median(wall[a2_])
     rows = "\n".join(
         f"| {k} | {statistics.median(wall[k]):.3f} | {min(wall[k]):.3f} | {max(wall[k]):.3f} "
         f"| {statistics.median(cpu[k]):.3f} |" for k in names)
@@ -143,14 +149,16 @@ Re-run: `python bench/check_bench.py --repeats {args.repeats} --write`
 - `oddoctor check` / bare import: **{check_ratio:.2f}x** (median of the per-round ratios; median paired
   difference {check_extra * 1000:+.0f} ms; CPU time {check_cpu_ratio:.2f}x). The TensorFlow child starts
   first, before the plugins, NVML, the CUDA library search and the platform facts, which all run while it
-  imports; it looks up only the TensorFlow distributions by name before its import. Below 1.0x cannot be
-  had in principle: `check` runs that same import (it is the fact diagnosed) in its child, so it pays the
-  bare import plus what comes before the child starts (a Python start-up, about P, and the imports that
-  start the child) and after it ends (the checks, in a forked child, and the report): the median paired
-  difference above, {check_extra / a_med:.0%} of the bare import here. A round below 1.0x is noise.
-  The rest of `check`'s work ({cpu_extra:.2f} s CPU more than the bare import, median of the paired
-  differences: NVML, the library search and its own child, plugins, packages, the checks) runs beside
-  the import on the second core.
+  imports; it looks up only the TensorFlow distributions by name before its import, and it ends without
+  TensorFlow's teardown once its facts are written (`os._exit`): the bare import pays that teardown at exit,
+  {teardown * 1000:.0f} ms here (A less A2, median of the paired differences), and it tells the checks nothing.
+- Against the import without its teardown (A2), `check` is **{bare_ratio:.2f}x** (median paired difference
+  {bare_extra * 1000:+.0f} ms, {bare_extra / a2_med:.0%} of A2). That is what `check` adds to the import it
+  diagnoses: a Python start-up before the child starts (about P) and the imports that start it, and after it
+  ends the checks (in a forked child) and the report. It cannot go below 1.0x: the import is the fact.
+  The rest of `check`'s work ({cpu_extra:.2f} s CPU more than A2, median of the paired differences: NVML,
+  the library search and its own child, plugins, packages, the checks) runs beside the import on the
+  second core.
 - `oddoctor check --from`: **{from_median:.3f} s** median wall ({p_med:.3f} s of it is Python's own
   start-up, P). It never imports TensorFlow, numpy, matplotlib or Typer
   (`tests/test_imports.py`).

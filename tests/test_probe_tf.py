@@ -150,6 +150,24 @@ def test_log_lines_stop_at_80(tmp_path, monkeypatch):
 
 
 @pytest.mark.timeout(60)
+def test_the_probe_ends_without_tensorflows_teardown(tmp_path, monkeypatch):
+    # TensorFlow's teardown at exit cost about half a second of check's time and tells the checks nothing: the
+    # child ends once its facts are written. A teardown that would hang for a minute must not hold it, and
+    # what the import printed last is still read (stdio flushed before the exit).
+    _full_tf(tmp_path, monkeypatch, lines=["W] Could not load dynamic library 'libcudnn.so.8'"])
+    init = tmp_path / "tensorflow" / "__init__.py"
+    init.write_text(init.read_text() + textwrap.dedent("""
+        import atexit, time
+        atexit.register(time.sleep, 60)
+        print("E] the last thing the import said", file=sys.stderr, end="")
+    """))
+    facts = probe_tensorflow(timeout_s=30)
+    assert facts.importable is True and facts.probe.exit_code == 0 and not facts.probe.timed_out
+    assert facts.probe.elapsed_s < 20
+    assert "E] the last thing the import said" in facts.probe.stderr_tail[-1]
+
+
+@pytest.mark.timeout(60)
 def test_gpus_listed_none_is_empty_and_listed_ones_have_details(tmp_path, monkeypatch):
     _full_tf(tmp_path / "none", monkeypatch, gpus=[])
     facts = probe_tensorflow(timeout_s=30)

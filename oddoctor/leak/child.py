@@ -340,4 +340,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from oddoctor.childproc import exit_now
+
+    exit_now(main())
