@@ -262,6 +262,47 @@ def test_check_model_does_not_fit_names_the_largest_batch(tmp_path):
     assert r["details"]["largest_batch"] == largest
 
 
+def _with_points(doc, *configs):
+    doc["points"] = [{"batch": b, "height": h, "width": w, "status": "ok"} for b, h, w in configs]
+    doc["points"].append({"batch": 16, "height": 768, "width": 1024, "status": "oom"})  # not a measured fit point
+    return doc
+
+
+def test_check_model_says_when_the_batch_is_beyond_those_measured(tmp_path):
+    doc = _with_points(_budget_doc(), (1, 768, 1024), (2, 768, 1024), (4, 768, 1024), (8, 480, 640))
+    rc, out = _check(tmp_path, SNAPSHOTS / "core_healthy_h100_tf221.json", 8, doc=doc)
+    [r] = _results(out)
+    assert rc == 0 and r["status"] == "ok"
+    assert r["details"]["extrapolated"] is True and r["details"]["measured_batch"] == 4
+    largest = r["details"]["largest_batch"]  # beyond the batch asked: the message marks that one
+    assert (f"batch {largest} is extrapolated: the largest measured at 1024x768 is 4; confirm with "
+            f"`oddoctor budget m.pb --batch {largest} --image-size 1024x768`") in r["message"]
+    rc, out = _check(tmp_path, SNAPSHOTS / "core_healthy_h100_tf221.json", 2, doc=doc)
+    [r] = _results(out)
+    assert r["details"]["extrapolated"] is False and r["details"]["measured_batch"] == 4
+
+
+def test_check_model_fix_marks_an_extrapolated_largest_batch(tmp_path):
+    doc = _with_points(_budget_doc(), (1, 768, 1024), (2, 768, 1024))
+    rc, out = _check(tmp_path, SNAPSHOTS / "core_healthy_h100_tf221.json", 1000, doc=doc)
+    [r] = _results(out)
+    largest = r["details"]["largest_batch"]
+    assert rc == 1 and r["status"] == "fail" and r["details"]["extrapolated"] is True
+    assert f"confirm with `oddoctor budget m.pb --batch {largest} --image-size 1024x768`" in r["fix"]
+    # A size that was not measured at all: every batch there is extrapolated.
+    rc, out = _check(tmp_path, SNAPSHOTS / "core_healthy_h100_tf221.json", 1, size="1600x1200", doc=doc)
+    [r] = _results(out)
+    assert rc == 0 and r["details"]["measured_batch"] == 0
+    assert "the largest measured at 1600x1200 is none" in r["message"]
+
+
+def test_check_model_without_the_measured_points_does_not_claim_either_way(tmp_path):
+    rc, out = _check(tmp_path, SNAPSHOTS / "core_healthy_h100_tf221.json", 8)
+    [r] = _results(out)
+    assert rc == 0 and r["status"] == "ok"
+    assert "extrapolated" not in r["details"] and "extrapolated" not in r["message"]
+
+
 def test_check_model_without_gpu_is_not_applicable(tmp_path):
     rc, doc = _check(tmp_path, SNAPSHOTS / "core_no_driver_cpu_machine.json", 4)
     [r] = _results(doc)

@@ -129,3 +129,4 @@ def test_check_model_measures_on_the_spot_and_judges_each_gpu(model_pb):
     assert rc == 0 and r["status"] == "ok", r
     assert 5 << 20 < r["details"]["need_bytes"] < 500 << 20  # the small model at batch 2: about 9 MiB
     assert r["details"]["largest_batch"] > 2
+    assert r["details"]["measured_batch"] == 4 and r["details"]["extrapolated"] is False  # batches 1, 2, 4 measured

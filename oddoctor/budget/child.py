@@ -183,8 +183,8 @@ def measure(spec: PointSpec) -> dict[str, Any]:
     if not gpus:
         # One inter-op thread: the images of a batch mostly run one after another and most peaks repeat exactly.
         # With more, how many images overlap depends on the cores the scheduler gives the child at that moment
-        # (batch 4 measured above batch 8 on a loaded 2-core machine). Even with one, the next image's first ops
-        # may run while the current one is in the network (docs/budget.md: the call's working set).
+        # (batch 4 measured above batch 8 on a loaded 2-core machine). Even with one, whether an image's float copy
+        # is freed before the network runs varies between processes (docs/budget.md: the call's working set).
         tf.config.threading.set_inter_op_parallelism_threads(1)
         result["inter_op_threads"] = 1
     with tf.device(device):

@@ -38,7 +38,24 @@ def fact_from_json(doc: Any, *, source: str) -> dict[str, Any]:
     if context is not None and (not isinstance(context, int) or context < 0):
         raise BudgetFactError(f"{source}: context_bytes must be a whole number of bytes or null, not {context!r}")
     return {"model": doc.get("model"), "fit": {"model": fit["model"], "coef": dict(coef)}, "margin": float(margin),
-            "context_bytes": context, "device": doc.get("device"), "source": source}
+            "context_bytes": context, "device": doc.get("device"), "source": source,
+            "measured": _measured_points(doc.get("points"))}
+
+
+def _measured_points(points: Any) -> Optional[list[list[int]]]:
+    """``[batch, height, width]`` of each configuration ``budget --json`` measured (status ok); None when the
+    document does not list them (then nobody can tell whether a prediction is extrapolated)."""
+    if not isinstance(points, list):
+        return None
+    out = []
+    for p in points:
+        if not isinstance(p, dict) or p.get("status") != "ok":
+            continue
+        vals = [p.get("batch"), p.get("height"), p.get("width")]
+        ints = [v for v in vals if isinstance(v, int) and not isinstance(v, bool) and v > 0]
+        if len(ints) == 3:
+            out.append(ints)
+    return out
 
 
 def read_budget_file(path: Path) -> dict[str, Any]:
@@ -67,7 +84,8 @@ def measure_fact(model: str, height: int, width: int, *, timeout_s: float = 300.
         why = "; ".join(f"batch {p.batch}: {p.status} ({p.error})" for p in failed[:3]) or "no fit"
         return {"model": model, "fit": None, "error": f"could not measure the model: {why}", "source": "measured"}
     return {"model": model, "fit": {"model": fit.model, "coef": dict(fit.coef)}, "margin": report.margin,
-            "context_bytes": report.context_bytes, "device": report.device, "source": "measured"}
+            "context_bytes": report.context_bytes, "device": report.device, "source": "measured",
+            "measured": _measured_points([p.to_dict() for p in report.points])}
 
 
 def with_request(fact: dict[str, Any], batch: int, height: int, width: int) -> dict[str, Any]:

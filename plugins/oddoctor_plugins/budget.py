@@ -62,6 +62,8 @@ def memory_model_fits(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     pixels = height * width
     need = fit.predict(batch, pixels) + context
     want = f"batch {batch} at {width}x{height} needs {format_bytes(need)}"
+    measured_batch = _largest_measured(fact.get("measured"), height, width)
+    confirm = f"`oddoctor budget {fact.get('model') or 'MODEL'} --batch {{n}} --image-size {width}x{height}`"
     results: list[Result] = []
     for g in selected:
         rid = f"memory.model-fits.gpu{g.index}"
@@ -75,17 +77,42 @@ def memory_model_fits(snap: Snapshot, ctx: Context) -> Result | list[Result]:
         details["largest_batch"] = pred.batch
         usable = g.free_bytes * (1 - margin)
         what = f"{g.label}: {format_bytes(g.free_bytes)} free; {want} (+{margin:.0%} margin)"
+        if measured_batch is not None:
+            details["measured_batch"] = measured_batch
+            details["extrapolated"] = batch > measured_batch
         if need <= usable:
-            results.append(ok(f"{what}: fits; up to batch {pred.batch} would", details=details, id=rid))
+            results.append(ok(f"{what}: fits; up to batch {pred.batch} would"
+                              + _beyond(measured_batch, max(batch, pred.batch), confirm, width, height),
+                              details=details, id=rid))
         elif pred.batch >= 1:
             results.append(fail(f"{what}: does not fit",
                                 fix=f"Use batch size {pred.batch} at {width}x{height} (the largest that fits "
-                                    f"{g.label}), or free memory on GPU {g.index}", details=details, id=rid))
+                                    f"{g.label}), or free memory on GPU {g.index}"
+                                    + _beyond(measured_batch, pred.batch, confirm, width, height),
+                                details=details, id=rid))
         else:
             results.append(fail(f"{what}: not even batch 1 fits",
                                 fix=f"Use a smaller image size than {width}x{height}, free memory on GPU {g.index}, "
                                     "or a GPU with more memory", details=details, id=rid))
     return results
+
+
+def _beyond(measured_batch: Optional[int], batch: int, confirm: str, width: int, height: int) -> str:
+    """The words that mark a batch beyond those measured at this size as extrapolated, or ""."""
+    if measured_batch is None or batch <= measured_batch:
+        return ""
+    return (f" (batch {batch} is extrapolated: the largest measured at {width}x{height} is "
+            f"{measured_batch or 'none'}; confirm with {confirm.format(n=batch)})")
+
+
+def _largest_measured(measured: Any, height: int, width: int) -> Optional[int]:
+    """The largest batch the figures measured at ``height`` x ``width`` (0: that size was not measured); None when
+    the fact does not list what was measured (a snapshot or a budget file from before it did)."""
+    if not isinstance(measured, list):
+        return None
+    batches = [m[0] for m in measured if isinstance(m, (list, tuple)) and len(m) == 3
+               and all(isinstance(v, int) for v in m) and (m[1], m[2]) == (height, width)]
+    return max(batches, default=0)
 
 
 CHECKS: list[Check] = [memory_model_fits]
