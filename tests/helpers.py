@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 REPO = Path(__file__).resolve().parent.parent
@@ -52,3 +53,15 @@ def run_in_pty(*args: str, env: dict[str, str] | None = None, timeout: float = 3
     proc = subprocess.run([sys.executable, "-c", _PTY_RUN, *args], capture_output=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, cwd=REPO)
     return proc.returncode, proc.stdout.decode("utf-8", "replace")
+
+
+def cmdline_of(proc: Any) -> str:
+    """The command line of a ``psutil.Process`` (or a pid), or "" for one that has just ended: a child that exits
+    between the listing and the read is a zombie until reaped, and psutil raises for it."""
+    import psutil
+
+    try:
+        p = proc if isinstance(proc, psutil.Process) else psutil.Process(proc)
+        return " ".join(p.cmdline())
+    except (psutil.ZombieProcess, psutil.NoSuchProcess, psutil.AccessDenied):
+        return ""

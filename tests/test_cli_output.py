@@ -200,8 +200,16 @@ def test_help_shows_readable_metavars(command: str):
 
 
 def test_the_bash_completion_script_is_generated():
-    proc = run_oddoctor("--show-completion", "bash")
-    assert proc.returncode == 0
+    # Typer finds the shell among the parent processes (a test run started outside a shell, e.g. orphaned in the
+    # background, has none): run it from bash, as a user does.
+    import shlex
+    import subprocess
+    import sys
+
+    # "; exit $?": bash would otherwise exec a lone command in its own place and not be a parent.
+    proc = subprocess.run(["bash", "-c", f"{shlex.quote(sys.executable)} -m oddoctor --show-completion; exit $?"],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
     assert "_ODDOCTOR_COMPLETE=complete_bash" in proc.stdout and "complete " in proc.stdout
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, SNAPSHOTS, run_oddoctor
+from tests.helpers import REPO, SNAPSHOTS, cmdline_of, run_oddoctor
 
 HEALTHY = SNAPSHOTS / "core_healthy_h100_tf221.json"
 
@@ -217,7 +217,7 @@ def test_a_signal_during_the_tensorflow_probe_cleans_up_and_exits_128_plus_n(tmp
     deadline = time.monotonic() + 60
     probe: list[int] = []
     while time.monotonic() < deadline and not probe:  # wait until the TensorFlow child runs
-        probe = [c for c in _children_of(proc.pid) if "probe_tf" in " ".join(psutil.Process(c).cmdline())]
+        probe = [c for c in _children_of(proc.pid) if "probe_tf" in cmdline_of(c)]
         time.sleep(0.2)
     assert probe, "the TensorFlow probe child never started"
     proc.send_signal(sig)

@@ -11,7 +11,7 @@ import pytest
 from oddoctor.probes.packages import TF_DISTRIBUTIONS
 from oddoctor.probes.tensorflow import probe_tensorflow
 from oddoctor.snapshot import ProbeError
-from tests.helpers import SNAPSHOTS, run_json, run_oddoctor
+from tests.helpers import SNAPSHOTS, cmdline_of, run_json, run_oddoctor
 
 
 def _fake_tf(tmp_path: Path, body: str, monkeypatch) -> None:
@@ -291,7 +291,7 @@ def test_ctrl_c_during_the_probe_exits_130_and_leaves_no_child(tmp_path, monkeyp
     deadline = time.monotonic() + 60
     probes: list = []
     while not probes and time.monotonic() < deadline:
-        probes = [c for c in parent.children(recursive=True) if "probe_tf" in " ".join(c.cmdline())]
+        probes = [c for c in parent.children(recursive=True) if "probe_tf" in cmdline_of(c)]
         time.sleep(0.1)
     assert probes, "the TensorFlow probe child never started"
     proc.send_signal(signal.SIGINT)
