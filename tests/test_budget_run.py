@@ -105,7 +105,7 @@ def _held_out(model: str) -> dict[str, float]:
 def test_held_out_prediction_legacy_frozen_graph(model_pb):
     errors = _held_out(str(model_pb))
     # The allocator memory held across the call (weights and the batch fed in) and the process RSS are predicted
-    # within the bound; the call's working set is not (docs/budget.md: the images in flight).
+    # within the bound; the call's working set is not (docs/budget.md: the call's working set).
     assert abs(errors["tf_held_bytes"]) < LIMIT and abs(errors["rss_peak_bytes"]) < LIMIT, errors
 
 

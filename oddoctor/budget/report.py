@@ -13,7 +13,7 @@ SCHEMA_VERSION = 1
 MIB = 1 << 20
 #: The allocator's peak; of it, what is held across the call (weights and the batch fed in: linear in the
 #: batch's pixels); the process's peak resident memory. ``tf_call_bytes`` (the peak less the held part: the
-#: working set of the images in flight) is reported per point, not fitted: see docs/budget.md.
+#: call's working set) is reported per point, not fitted: see docs/budget.md.
 METRICS = ("tf_peak_bytes", "tf_held_bytes", "rss_peak_bytes")
 FAILED = ("timeout", "crash")
 
@@ -162,8 +162,9 @@ def build_report(spec: BudgetSpec, points: list[Measured], *,
         p, c, t = max(calls, key=lambda x: x[1] / x[2])
         report.notes.append(
             f"of the allocator peak, {c / t:.0%} at batch {p.batch} at {size_text(p.height, p.width)} is the call's "
-            "working set (the peak less the weights and the batch held across the call): the images in flight, "
-            "set by whichever stage of an image is largest and by how many images the loop overlaps. It does not "
+            "working set (the peak less the weights and the batch held across the call), set by whichever stage of "
+            "an image is largest and by which of its tensors are still alive then, which the executor's order "
+            "decides and which can differ between two runs of one configuration. It does not "
             "scale linearly with the batch or the image size: predictions beyond the measured batches and sizes "
             "can miss it (see the held and call columns; docs/budget.md gives the figures)")
     oom = [p for p in points if p.status == "oom"]
@@ -228,7 +229,7 @@ def render_text(report: BudgetReport) -> str:
                        f"batch {b.batch}{need} ({b.reason})")
             if pr.extrapolated:
                 out.append(f"    extrapolated beyond batch {pr.measured_batch}, the largest measured at this size: "
-                           f"the working set of the images in flight may not follow the line; confirm with "
+                           f"the call's working set may not follow the line; confirm with "
                            f"--batch {b.batch} --image-size {size_text(pr.height, pr.width)}")
         best = report.predictions[-1]
         out.append("")
