@@ -159,7 +159,8 @@ def main(out, tf_names):
 
 
 def _exit_now(code):
-    """End without the interpreter's teardown. Everything the parent reads is in OUT by now, and tearing
+    """End without the interpreter's teardown (``oddoctor.childproc.exit_now``, written again here: this script
+    imports nothing of oddoctor). Everything the parent reads is in OUT by now, and tearing
     TensorFlow down (its modules, thread pools, allocators) took about half a second of a 2.5-3 s probe on a
     CPU machine, more than anything else ``check`` adds to the import; it tells the checks nothing."""
     for stream in (sys.stdout, sys.stderr):

@@ -85,7 +85,7 @@ def measure_fact(model: str, height: int, width: int, *, timeout_s: float = 300.
         return {"model": model, "fit": None, "error": f"could not measure the model: {why}", "source": "measured"}
     return {"model": model, "fit": {"model": fit.model, "coef": dict(fit.coef)}, "margin": report.margin,
             "context_bytes": report.context_bytes, "device": report.device, "source": "measured",
-            "measured": _measured_points([p.to_dict() for p in report.points])}
+            "measured": [[p.batch, p.height, p.width] for p in report.points if p.status == "ok"]}
 
 
 def with_request(fact: dict[str, Any], batch: int, height: int, width: int) -> dict[str, Any]:

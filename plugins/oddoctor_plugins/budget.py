@@ -63,7 +63,7 @@ def memory_model_fits(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     need = fit.predict(batch, pixels) + context
     want = f"batch {batch} at {width}x{height} needs {format_bytes(need)}"
     measured_batch = _largest_measured(fact.get("measured"), height, width)
-    confirm = f"`oddoctor budget {fact.get('model') or 'MODEL'} --batch {{n}} --image-size {width}x{height}`"
+    model = str(fact.get("model") or "MODEL")
     results: list[Result] = []
     for g in selected:
         rid = f"memory.model-fits.gpu{g.index}"
@@ -82,13 +82,13 @@ def memory_model_fits(snap: Snapshot, ctx: Context) -> Result | list[Result]:
             details["extrapolated"] = batch > measured_batch
         if need <= usable:
             results.append(ok(f"{what}: fits; up to batch {pred.batch} would"
-                              + _beyond(measured_batch, max(batch, pred.batch), confirm, width, height),
+                              + _beyond(measured_batch, max(batch, pred.batch), model, width, height),
                               details=details, id=rid))
         elif pred.batch >= 1:
             results.append(fail(f"{what}: does not fit",
                                 fix=f"Use batch size {pred.batch} at {width}x{height} (the largest that fits "
                                     f"{g.label}), or free memory on GPU {g.index}"
-                                    + _beyond(measured_batch, pred.batch, confirm, width, height),
+                                    + _beyond(measured_batch, pred.batch, model, width, height),
                                 details=details, id=rid))
         else:
             results.append(fail(f"{what}: not even batch 1 fits",
@@ -97,12 +97,13 @@ def memory_model_fits(snap: Snapshot, ctx: Context) -> Result | list[Result]:
     return results
 
 
-def _beyond(measured_batch: Optional[int], batch: int, confirm: str, width: int, height: int) -> str:
+def _beyond(measured_batch: Optional[int], batch: int, model: str, width: int, height: int) -> str:
     """The words that mark a batch beyond those measured at this size as extrapolated, or ""."""
     if measured_batch is None or batch <= measured_batch:
         return ""
     return (f" (batch {batch} is extrapolated: the largest measured at {width}x{height} is "
-            f"{measured_batch or 'none'}; confirm with {confirm.format(n=batch)})")
+            f"{measured_batch or 'none'}; confirm with "
+            f"`oddoctor budget {model} --batch {batch} --image-size {width}x{height}`)")
 
 
 def _largest_measured(measured: Any, height: int, width: int) -> Optional[int]:
