@@ -366,3 +366,34 @@ def test_the_cli_and_the_check_import_neither_tensorflow_nor_numpy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_a_peak_lower_at_a_larger_batch_is_fitted_above_the_held_floor_not_refused():
+    # The shape `check --model` met at 320x240 on the built-in model (docs/budget.md): the allocator peak
+    # 9.0-9.8 MiB over batches 1, 2, 4, batch 1 the highest, while the held part grows by ~3 B per batch pixel.
+    # Least squares then gave a negative per-pixel term and `check --model` said "could not measure the model".
+    h, w = 240, 320
+    pts = []
+    for n, peak_mib in ((1, 9.8), (2, 9.0), (4, 9.4)):
+        held = 2 * MIB + 3.07 * n * h * w
+        m = _measured(n, h, w, int(peak_mib * MIB))
+        m.result.update(tf_held_bytes=int(held), tf_call_bytes=int(peak_mib * MIB - held))
+        pts.append(m)
+    report = build_report(BudgetSpec(model="m.pb", budget=64 * MIB), pts)
+    fit = report.fit
+    assert fit is not None and fit.floor and report.exit_code == 0
+    assert fit.coef["per_pixel"] == pytest.approx(report.fits["tf_held_bytes"].coef["per_pixel"])
+    assert all(r <= 1e-9 for r in fit.residuals)  # no measured peak above the line
+    assert fit.predict(1, h * w) == pytest.approx(9.8 * MIB)  # the highest point sets the fixed term
+    assert fit.predict(8, h * w) == pytest.approx(9.8 * MIB + 3.07 * 7 * h * w, rel=1e-3)
+    assert any(n.startswith("fit of the allocator peak: the allocator peak measured lower") for n in report.notes)
+    doc = report.to_dict()
+    assert doc["fits"]["tf_peak_bytes"]["floor"] == fit.floor
+    # check --model reads the same document back (--budget-from) and gets the same fit.
+    fact = fact_from_json(json.loads(json.dumps(doc)), source="b.json")
+    assert fact["fit"]["coef"] == pytest.approx(fit.coef)
+    # Without a held part to take the floor from, it is still "no fit", as before.
+    for m in pts:
+        del m.result["tf_held_bytes"]
+    bare = build_report(BudgetSpec(model="m.pb", budget=64 * MIB), pts)
+    assert bare.fit is None and bare.exit_code == 1

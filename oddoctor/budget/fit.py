@@ -54,6 +54,7 @@ class Fit:
     points: list[Point]
     residuals: list[float]  # (measured - fitted) / measured, per point, in the order of ``points``
     loo_error: Optional[float]  # worst |relative error| of a point predicted by the fit of the others
+    floor: Optional[str] = None  # set by fit_above_floor(): why the size term is not least squares'
 
     def predict(self, batch: float, pixels: float) -> float:
         """Peak bytes at ``batch`` images of ``pixels`` each."""
@@ -75,9 +76,12 @@ class Fit:
         return "peak = " + " + ".join(parts)
 
     def to_dict(self) -> dict[str, object]:
-        return {"model": self.model, "coef": dict(self.coef), "formula": self.formula(),
-                "residuals": [round(r, 5) for r in self.residuals],
-                "loo_error": None if self.loo_error is None else round(self.loo_error, 5)}
+        doc: dict[str, object] = {"model": self.model, "coef": dict(self.coef), "formula": self.formula(),
+                                  "residuals": [round(r, 5) for r in self.residuals],
+                                  "loo_error": None if self.loo_error is None else round(self.loo_error, 5)}
+        if self.floor is not None:
+            doc["floor"] = self.floor
+        return doc
 
 
 def _bytes(n: float) -> str:
@@ -163,6 +167,28 @@ def best_fit(points: Sequence[Point]) -> Optional[Fit]:
         return fits[0]  # too few points to judge: the simplest that fits
     best = min(f.loo_error for f in judged if f.loo_error is not None)
     return next(f for f in judged if f.loo_error is not None and f.loo_error <= best + TIE)
+
+
+def fit_above_floor(points: Sequence[Point], per_pixel: float, why: str) -> Optional[Fit]:
+    """``fixed + per-pixel`` with the per-pixel term set to ``per_pixel`` (a floor known from elsewhere: the
+    bytes per batch pixel of what the call must hold) and the fixed term the largest remainder, so that no
+    measured point lies above the line. For points whose least squares give a negative size term: a peak
+    that measures higher at batch 1 than at batch 4 (the call's working set differs from run to run) does
+    not make memory shrink with the batch. ``why`` is kept in ``floor``. None without points or a floor."""
+    if not points or not per_pixel > 0:
+        return None
+
+    def fixed_of(pts: Sequence[Point]) -> float:
+        return max(pt.peak - per_pixel * pt.batch * pt.pixels for pt in pts)
+
+    fit = Fit(model="fixed + per-pixel", coef={"fixed": fixed_of(points), "per_pixel": per_pixel},
+              points=list(points), residuals=[], loo_error=None, floor=why)
+    fit.residuals = [(pt.peak - fit.predict(pt.batch, pt.pixels)) / pt.peak for pt in points]
+    if len(points) >= 2:
+        fit.loo_error = max(abs(fixed_of([q for j, q in enumerate(points) if j != i])
+                                + per_pixel * pt.batch * pt.pixels - pt.peak) / pt.peak
+                            for i, pt in enumerate(points))
+    return fit
 
 
 @dataclass(frozen=True)

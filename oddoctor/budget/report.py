@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from oddoctor.budget.fit import BatchPrediction, Fit, Point, best_fit, largest_batch
+from oddoctor.budget.fit import BatchPrediction, Fit, Point, best_fit, fit_above_floor, largest_batch
 from oddoctor.budget.spec import BudgetSpec, size_text
 from oddoctor.units import format_bytes
 
@@ -149,6 +149,18 @@ def build_report(spec: BudgetSpec, points: list[Measured], *,
                           fits={m: fit_points(points, m) for m in METRICS}, device=device, kind=first.get("kind"),
                           context_bytes=max(contexts) if contexts else None, margin=spec.margin)
     sizes = sorted({(p.height, p.width) for p in ok}, key=lambda hw: hw[0] * hw[1])
+    held = report.fits.get("tf_held_bytes")
+    peaks = [Point(m.batch, m.pixels, float(v)) for m in points if (v := m.value("tf_peak_bytes")) is not None]
+    if report.fit is None and held is not None and len(peaks) >= 2:
+        # Least squares made the peak shrink with the batch: held at least what the call holds.
+        floor = held.coef.get("per_pixel", 0.0)
+        report.fits["tf_peak_bytes"] = fit_above_floor(
+            peaks, floor, f"the allocator peak measured lower at a larger batch (its call's working set differs "
+                          f"between runs), which least squares read as memory that shrinks with the batch: its "
+                          f"per-pixel term is the held part's ({floor:.3g} B per batch pixel: the batch and what "
+                          "the call holds across it), its fixed term the highest point's remainder")
+        if report.fit is not None and report.fit.floor:
+            report.notes.append(f"fit of the allocator peak: {report.fit.floor}")
     if report.fit is None:
         measured = sum(1 for p in points if p.value("tf_peak_bytes") is not None)
         report.notes.append("no fit: fewer than two configurations were measured (see the table)" if measured < 2 else
