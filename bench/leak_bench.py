@@ -58,6 +58,10 @@ def run_once(args: list[str]) -> dict[str, Any]:
             "median_ms": mode["latency"]["median_ms"],
             "metrics": {k: mode["metrics"][k]["status"] for k in METRICS},
             "graph_slope": mode["metrics"]["graph_nodes"].get("slope_per_image"),
+            # For a later look at why a mode took the images it took (--save keeps them).
+            "rss_read": (mode.get("start") or {}).get("rss_read"),
+            "rss_mib": [round(s["rss_bytes"] / 2**20, 2) if s.get("rss_bytes") else None
+                        for s in mode.get("samples", [])],
         }
     return out
 

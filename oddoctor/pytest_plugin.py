@@ -426,7 +426,8 @@ def _fail_test(message: str) -> NoReturn:
 
 @pytest.fixture
 def oddoctor_leak() -> Any:
-    """``oddoctor_leak(fn, iterations=30, warmup=10, graph=None, until_decided=True) -> LeakResult``.
+    """``oddoctor_leak(fn, iterations=30, warmup=10, graph=None, until_decided=True, malloc_trim=False)
+    -> LeakResult``.
 
     The measurement is :func:`oddoctor.leak.inprocess.measure_leak` (the verdicts of ``oddoctor leak-test``);
     ``assert_no_leak()`` fails the test.
@@ -434,8 +435,8 @@ def oddoctor_leak() -> Any:
     from oddoctor.leak.inprocess import LeakResult, measure_leak
 
     def measure(fn: Any, *, iterations: int = 30, warmup: int = 10, graph: Any = None,
-                until_decided: bool = True) -> LeakResult:
+                until_decided: bool = True, malloc_trim: bool = False) -> LeakResult:
         return measure_leak(fn, iterations=iterations, warmup=warmup, graph=graph, fail=_fail_test,
-                            until_decided=until_decided)
+                            until_decided=until_decided, malloc_trim=malloc_trim)
 
     return measure

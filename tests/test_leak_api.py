@@ -14,12 +14,12 @@ from oddoctor.leak import LeakInputError, LeakReport, LeakSpec, LeakSpecError, r
 def test_spec_round_trips_through_json():
     spec = LeakSpec(model="m.pb", mode="fixed", iterations=12, warmup=0, images="photos", seed=7,
                     allow_growth=False, memory_fraction=0.5, timeout_s=60.0, until_decided=False,
-                    entry="loop.py:infer", reframe="oddoctor")
+                    entry="loop.py:infer", reframe="oddoctor", malloc_trim=False)
     assert LeakSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
     assert LeakSpec.from_dict({"model": "m.pb"}) == LeakSpec(model="m.pb")  # missing keys: the defaults
     assert spec.modes == ["fixed"] and LeakSpec(demo=True).modes == ["legacy", "fixed"]
     assert list(spec.options()) == ["iterations", "warmup", "mode", "images", "memory_fraction", "allow_growth",
-                                    "seed", "until_decided", "entry", "reframe"]
+                                    "seed", "until_decided", "entry", "reframe", "malloc_trim"]
 
 
 @pytest.mark.parametrize(("data", "needle"), [

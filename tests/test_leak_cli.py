@@ -84,12 +84,14 @@ def test_odd_images_are_converted_or_skipped_and_counted(tmp_path):
     Image.fromarray(rng.integers(0, 255, (100, 140, 4), dtype=np.uint8)).save(tmp_path / "rgba.png")
     Image.fromarray(rng.integers(0, 65535, (80, 60), dtype=np.uint16)).save(tmp_path / "deep.png")
     (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
-    proc = run_cli(["--demo", "--mode", "fixed", "--images", str(tmp_path), "-n", "10", "-w", "3", "--json"])
+    proc = run_cli(["--demo", "--mode", "fixed", "--images", str(tmp_path), "-n", "10", "-w", "3", "--json",
+                    "--malloc-trim"])
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     start = report["modes"]["fixed"]["start"]
     assert start["images"] == 3
     assert [Path(f).name for f, _ in start["skipped"]] == ["cut.jpg"]
+    assert start["rss_read"] == "after malloc_trim(0)"  # glibc: the allocator's free pages handed back first
     assert report["modes"]["fixed"]["verdict"] == "ok"
 
 
@@ -149,9 +151,10 @@ def test_measured_leak_exits_1_for_ci(tmp_path):
     from oddoctor_legacy_tf1.model import build_model
 
     pb = build_model(tmp_path / "frozen_inference_graph.pb")
-    proc = run_cli([str(pb), "--mode", "legacy", "-n", "10", "-w", "2", "--reframe", "oddoctor"])
+    proc = run_cli([str(pb), "--mode", "legacy", "-n", "10", "-w", "2", "--reframe", "oddoctor", "--malloc-trim"])
     assert proc.returncode == 1, proc.stderr
     assert "LEAKS" in proc.stdout
+    assert "host RSS read after malloc_trim(0) after each image" in proc.stdout
     assert "the graph grows by 31 ops per image" in proc.stdout
 
 

@@ -218,3 +218,26 @@ def test_images_needed_grows_with_noise_and_shrinks_with_the_threshold():
     assert images_for_slope(0.1, 0.02) < images_for_slope(0.2, 0.02) < images_for_slope(0.4, 0.02)
     assert images_for_slope(0.2, 0.04) < images_for_slope(0.2, 0.02)
     assert images_for_slope(0.0, 0.02) == 6
+
+
+# The legacy loop on the OD API model with the RSS read after malloc_trim (images 4..9, MiB): +1.2 MiB an image,
+# but the first half (3 images) wobbles, so the persistence test alone calls it a plateau.
+REAL_LEGACY_TRIMMED = [2078.7, 2081.21, 2080.66, 2081.62, 2082.48, 2084.56]
+
+
+def test_memory_growing_with_the_graph_is_a_leak_in_six_images_even_if_its_first_half_wobbles():
+    nodes = [8365 + 84 * i for i in range(6)]
+    d = judge(samples(REAL_LEGACY_TRIMMED, nodes, warmup=4))["rss"]
+    assert (d.status, d.decided, d.rule) == ("leak", True, "with-graph")
+    assert d.slope > RSS_THRESHOLD_MIB
+    assert may_stop(samples(REAL_LEGACY_TRIMMED, nodes, warmup=4)).stop
+    # The same memory with a constant graph: growth against expectation waits for the long segment.
+    constant = judge(samples(REAL_LEGACY_TRIMMED, [7985] * 6, warmup=4))["rss"]
+    assert constant.status == "undecided" and constant.needed >= 30
+
+
+def test_memory_that_grew_and_levelled_off_is_no_leak_though_the_graph_grows():
+    # Grew over the first half, flat in the latest: the graph's growth does not make it a leak.
+    ys = [2000.0, 2002.0, 2004.0, 2006.0, 2006.0, 2006.0, 2006.0, 2006.0]
+    d = judge(samples(ys, [8000 + 84 * i for i in range(8)]))["rss"]
+    assert d.status != "leak" and d.rule != "with-graph"

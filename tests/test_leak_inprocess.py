@@ -78,3 +78,20 @@ def test_bad_arguments_are_refused():
         inprocess.measure_leak(lambda: None, iterations=3)
     with pytest.raises(ValueError, match="warmup"):
         inprocess.measure_leak(lambda: None, warmup=-1)
+
+
+def test_the_rss_is_read_after_a_trim_when_asked(monkeypatch):
+    fake_rss(monkeypatch, [700.0] * 20)
+    trims = []
+
+    class CountingTrimmer:
+        def trim(self) -> bool:
+            trims.append(1)
+            return True
+
+    monkeypatch.setattr(inprocess, "HeapTrimmer", CountingTrimmer)
+    result = inprocess.measure_leak(lambda: None, iterations=10, warmup=2, until_decided=False, malloc_trim=True)
+    assert len(trims) == result.calls == 12  # one trim per call, each before its RSS reading
+    trims.clear()
+    inprocess.measure_leak(lambda: None, iterations=10, warmup=2, until_decided=False)  # the default: as it is
+    assert trims == []

@@ -71,3 +71,31 @@ def test_leak_core_imports_without_tensorflow(name):
     code = (f"import sys, oddoctor.leak.{name}; "
             "sys.exit(1 if any(m.split('.')[0] in ('tensorflow', 'matplotlib') for m in sys.modules) else 0)")
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+def test_the_heap_is_trimmed_where_the_c_library_can_and_said_why_where_not(monkeypatch):
+    import ctypes
+
+    from oddoctor.leak.sampling import HeapTrimmer
+
+    trimmer = HeapTrimmer()
+    if sys.platform.startswith("linux") and os.confstr("CS_GNU_LIBC_VERSION"):
+        assert trimmer.available and trimmer.reason is None
+        # 64 MiB of 64 KiB blocks (below mmap's threshold: they live in the heap), freed while a block after
+        # them pins the heap's top: free() keeps those pages, malloc_trim hands them back.
+        blocks = [ctypes.create_string_buffer(64 * 1024) for _ in range(1024)]
+        pin = ctypes.create_string_buffer(64 * 1024)
+        del blocks
+        before = rss_bytes()
+        assert trimmer.trim() is True
+        assert before - rss_bytes() > 32 * 2**20
+        del pin
+
+    class NoTrim:  # a C library without malloc_trim (musl, macOS)
+        def __getattr__(self, name):
+            raise AttributeError(f"undefined symbol: {name}")
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda *a, **k: NoTrim())
+    missing = HeapTrimmer()
+    assert not missing.available and "no malloc_trim" in missing.reason
+    assert missing.trim() is False

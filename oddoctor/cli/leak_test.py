@@ -179,6 +179,10 @@ def leak_test(
     reframe: Annotated[str, choice_option(
         "--reframe", choices=REFRAMES, help="Mask-reframe ops of the legacy loop: auto (the OD API's when "
         "importable), od_api, oddoctor.")] = "auto",
+    malloc_trim: Annotated[bool, typer.Option(
+        "--malloc-trim/--no-malloc-trim",
+        help="Hand the allocator's free pages back to the OS after each image, before the RSS is read "
+             "(glibc), so the RSS shows what the loop holds, not what malloc keeps for later.")] = False,
     verbose: Annotated[bool, typer.Option(
         "--verbose", "-v", help="Show each child's stderr, TensorFlow's own log lines included (hidden by "
         "default; the last lines are shown when a child fails).")] = False,
@@ -216,7 +220,7 @@ def leak_test(
     spec = LeakSpec(model=str(model) if model is not None else None, demo=demo, mode=mode, iterations=iterations,
                     warmup=warmup, images=str(images) if images else None, seed=seed, allow_growth=allow_growth,
                     memory_fraction=memory_fraction, timeout_s=timeout, until_decided=until_decided, entry=entry,
-                    reframe=reframe)
+                    reframe=reframe, malloc_trim=malloc_trim)
     try:
         if verbose:
             os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"  # the children inherit it (they only set a default)

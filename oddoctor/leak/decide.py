@@ -16,9 +16,11 @@ verdict printed is the verdict the child stopped on. Pure Python, no TensorFlow.
   itself, a leak in chunks: then the whole series is judged, with the persistence checks of
   :func:`~oddoctor.leak.stats.trend`. A verdict against expectation needs :data:`LONG_SEGMENT` images:
   a memory leak while the graph is constant, no memory growth while the graph grows, and a plateau.
-  Where the graph predicts the answer, two shortcuts: while it grows, a whole series that grows
-  persistently is a leak even if its chunks look like steps (:func:`memory_decision`); while it is
-  constant, a segment that crept up and then stayed flat for :data:`MIN_SEGMENT` images is ``ok`` (``tail``).
+  Where the graph predicts the answer, shortcuts: while it grows, a whole series that grows persistently
+  is a leak even if its chunks look like steps, and so is one whose slope is above the threshold with
+  :data:`DECIDE_LEVEL` confidence while its latest half grows too, its first half unproven
+  (``with-graph``, :func:`memory_decision`); while it is constant, a segment that crept up and then stayed
+  flat for :data:`MIN_SEGMENT` images is ``ok`` (``tail``).
 - **Latency**: :func:`latency_decision`, the trend once the series has :data:`LATENCY_MIN_POINTS` images
   and as many as its noise needs (:func:`images_for_slope`), else ``undecided``. It does not hold a mode
   back (:data:`GATING_METRICS`).
@@ -52,6 +54,8 @@ GRAPH_STREAK = 3  # equal consecutive op-count differences that fix the graph's 
 MIN_DECIDED_IMAGES = 6  # measured images before a mode may stop (--until-decided), whatever is decided
 MIN_SEGMENT = 6  # memory points after the last step needed for a verdict (stats.MIN_POINTS)
 DECIDE_LEVEL = 0.95  # one-sided confidence that decides a trend either way
+PART_LEVEL = 0.75  # a part of a series grows (stats.trend's part_level) ...
+TAIL_LEVEL = 0.5  # ... and its last third leans that way (tail_level)
 STEP_MIN_MIB = 4.0  # a memory jump smaller than this is never a step (page-level noise, small buffers)
 STEP_NOISE_FACTOR = 6.0  # ... nor one within this many robust standard deviations of the differences
 MAX_ALLOCATOR_STEPS = 2  # more steps than this in one series: the steps are the growth
@@ -98,7 +102,8 @@ class Decision:
     segment: Optional[tuple[float, float]] = None
     steps: tuple[float, ...] = ()  # x of each detected step (memory)
     rule: str = "trend"  # "exact" (equal op-count differences), "trend", "segment" (after the last step),
-    # "tail" (memory: the last MIN_SEGMENT images, after an early creep)
+    # "tail" (memory: the last MIN_SEGMENT images, after an early creep), "with-graph" (memory: grows, its
+    # latest half too, while the graph grows)
     notes: tuple[str, ...] = ()
     needed: Optional[int] = None  # undecided: measured images after which a verdict can be expected
 
@@ -250,11 +255,21 @@ def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, 
     last third leans up (persistence, :func:`oddoctor.leak.stats.trend`), which one step, or warm-up steps
     that stop, never do."""
     decision = segment_decision(ys, xs, threshold, leak_points=leak_points, ok_points=ok_points)
-    if decision.status != "leak" and decision.steps and leak_points < ok_points and len(ys) >= MIN_POINTS:
-        whole = _from_trend(ys, xs, threshold, steps=decision.steps)
-        if whole.status == "leak":
-            return replace(whole, notes=(*whole.notes, f"{len(decision.steps)} step(s) while the graph grows: "
-                                                        "judged as one series, the steps part of the growth"))
+    if decision.status == "leak" or leak_points >= ok_points or len(ys) < MIN_POINTS:
+        return decision
+    whole = _from_trend(ys, xs, threshold, steps=decision.steps)
+    if whole.status == "leak" and decision.steps:
+        return replace(whole, notes=(*whole.notes, f"{len(decision.steps)} step(s) while the graph grows: "
+                                                    "judged as one series, the steps part of the growth"))
+    parts = whole.part_confidence
+    if (whole.status in ("leak", "plateau") and whole.slope is not None and whole.slope > threshold
+            and len(parts) == 3 and (parts[1] or 0.0) >= PART_LEVEL and (parts[2] or 0.0) >= TAIL_LEVEL):
+        # The graph grows by the same ops every image: the memory growth has a cause that does not stop,
+        # so the slope and its latest half decide; the first half (3 images of 6, page-level noise)
+        # need not prove growth on its own.
+        return replace(whole, status="leak", decided=True, rule="with-graph",
+                       notes=(*whole.notes, f"grows {whole.slope:+.2f}/image, the latest half too, while the "
+                                            "graph grows every image"))
     return decision
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any, NoReturn, Optional
 
 from oddoctor.leak.decide import Decision, judge, may_stop
-from oddoctor.leak.sampling import rss_bytes
+from oddoctor.leak.sampling import HeapTrimmer, rss_bytes
 from oddoctor.leak.stats import MIN_POINTS
 
 UNITS = {"rss": "MiB", "graph_ops": "ops"}
@@ -68,14 +68,16 @@ class LeakResult:
 
 
 def measure_leak(fn: Callable[[], Any], *, iterations: int = 30, warmup: int = 10, graph: Any = None,
-                 fail: Optional[Callable[[str], NoReturn]] = None, until_decided: bool = True) -> LeakResult:
+                 fail: Optional[Callable[[str], NoReturn]] = None, until_decided: bool = True,
+                 malloc_trim: bool = False) -> LeakResult:
     """Call ``fn`` ``warmup + iterations`` times; judge RSS growth (and graph growth, given ``graph``) per call.
 
     The verdicts are those of ``oddoctor leak-test`` (:func:`oddoctor.leak.decide.judge`: same rules, same
     thresholds). ``until_decided`` stops as soon as every verdict is decided (after at least
     :data:`oddoctor.leak.decide.MIN_DECIDED_IMAGES` measured calls); ``iterations`` is then the most it
     measures. ``fail`` is what ``LeakResult.assert_no_leak`` calls with its message (default: raise
-    ``AssertionError``).
+    ``AssertionError``). With ``malloc_trim`` (glibc) the allocator's free pages go back to the OS after each
+    call, before the RSS is read, as in ``leak-test`` (:class:`oddoctor.leak.sampling.HeapTrimmer`).
     """
     if iterations < MIN_POINTS:
         raise ValueError(f"oddoctor_leak needs at least {MIN_POINTS} measured iterations")
@@ -83,10 +85,13 @@ def measure_leak(fn: Callable[[], Any], *, iterations: int = 30, warmup: int = 1
         raise ValueError(f"oddoctor_leak: warmup must be >= 0, not {warmup}")
     samples: list[dict[str, Any]] = []
     stopped = "max-iterations"
+    trimmer = HeapTrimmer() if malloc_trim else None
     for i in range(warmup + iterations):
         t0 = time.perf_counter()
         fn()
         latency_ms = (time.perf_counter() - t0) * 1000.0
+        if trimmer is not None:
+            trimmer.trim()
         rss = rss_bytes()
         if rss is None:
             raise RuntimeError("oddoctor: cannot read this process's resident memory (psutil)")

@@ -459,6 +459,10 @@ def render_text(report: LeakReport) -> str:
     na = {m.label: m.reason for mode in modes.values() for m in mode.metrics.values() if m.status == NOT_AVAILABLE}
     for label, reason in na.items():
         lines.append(f"n/a {label}: {reason}")
+    reads = {str(m.start["rss_read"]) for m in modes.values()
+             if isinstance(m.start, dict) and m.start.get("rss_read") not in (None, "as it is")}
+    if reads:
+        lines.append(f"host RSS read {'; '.join(sorted(reads))} after each image")
     ratio = report.cost_ratio
     if ratio:
         lines.append(f"per-image cost ratio legacy/fixed: {ratio.median:.1f}x median"

@@ -1,4 +1,5 @@
-"""Per-iteration memory samples that need no TensorFlow: host RSS (psutil) and NVML per-process VRAM.
+"""Per-iteration memory samples that need no TensorFlow: host RSS (psutil), NVML per-process VRAM, and
+glibc's ``malloc_trim`` to read the RSS without the pages the allocator keeps after a free.
 
 Every probe may be unavailable (no GPU, no driver, a container whose NVML reports host PIDs): it
 then returns ``None`` and says why once, in ``reason``, instead of raising.
@@ -19,6 +20,45 @@ def rss_bytes(pid: Optional[int] = None) -> Optional[int]:
         return int(psutil.Process(pid or os.getpid()).memory_info().rss)
     except Exception:  # noqa: BLE001 - a missing psutil or a vanished pid is "unknown", not a crash
         return None
+
+
+class HeapTrimmer:
+    """glibc's ``malloc_trim(0)``: hand the free pages of every malloc arena back to the OS before the RSS
+    is read, so that the RSS counts what the process still holds, not what its allocator keeps for later.
+
+    Without it the RSS of a loop that frees as much as it allocates moves in chunks of tens to hundreds of
+    MiB (an arena that keeps what a closed Session freed, then gives it back), and a 6-image trend cannot
+    tell a 0.25 MiB/image leak from that (docs/leak-test.md). Elsewhere than on glibc (musl, macOS,
+    Windows) there is no ``malloc_trim``: ``available`` is False and ``reason`` says why; the RSS is then
+    read as it is.
+    """
+
+    def __init__(self) -> None:
+        self.reason: Optional[str] = None
+        self._trim: Any = None
+        try:
+            import ctypes
+            import ctypes.util
+
+            name = ctypes.util.find_library("c")
+            libc = ctypes.CDLL(name) if name else ctypes.CDLL(None)
+            trim = libc.malloc_trim  # AttributeError where the C library has none
+            trim.argtypes = [ctypes.c_size_t]
+            trim.restype = ctypes.c_int
+            self._trim = trim
+        except (OSError, AttributeError) as e:
+            self.reason = f"no malloc_trim in this C library ({type(e).__name__}: {e})"
+
+    @property
+    def available(self) -> bool:
+        return self._trim is not None
+
+    def trim(self) -> bool:
+        """Release the free pages now; True when it ran."""
+        if self._trim is None:
+            return False
+        self._trim(0)
+        return True
 
 
 def host_available_bytes() -> Optional[int]:

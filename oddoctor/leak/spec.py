@@ -41,7 +41,9 @@ class LeakSpec:
     (``module:function`` or ``path/to/file.py:function``) replaces the tutorial loop of the legacy mode with
     the user's own per-image function. ``reframe`` picks the mask-reframe ops of the built-in legacy loop:
     the OD API's own ``utils_ops`` (``"od_api"``), oddoctor's copy (``"oddoctor"``), or the OD API's when it
-    is importable (``"auto"``). Values are checked on construction (:class:`LeakSpecError`).
+    is importable (``"auto"``). With ``malloc_trim`` (glibc) the child hands the allocator's free pages back
+    to the OS after each image, before it reads the RSS (:class:`oddoctor.leak.sampling.HeapTrimmer`).
+    Values are checked on construction (:class:`LeakSpecError`).
     """
 
     model: Optional[str] = None
@@ -57,6 +59,7 @@ class LeakSpec:
     until_decided: bool = True
     entry: Optional[str] = None
     reframe: str = "auto"
+    malloc_trim: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -85,7 +88,8 @@ class LeakSpec:
         """The options as the report states them (``options`` in the leak-test JSON)."""
         return {"iterations": self.iterations, "warmup": self.warmup, "mode": self.mode, "images": self.images,
                 "memory_fraction": self.memory_fraction, "allow_growth": self.allow_growth, "seed": self.seed,
-                "until_decided": self.until_decided, "entry": self.entry, "reframe": self.reframe}
+                "until_decided": self.until_decided, "entry": self.entry, "reframe": self.reframe,
+                "malloc_trim": self.malloc_trim}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable; ``from_dict`` reads it back."""
@@ -108,7 +112,7 @@ _TYPES: dict[str, tuple[type, bool]] = {  # field: (type, None allowed)
     "model": (str, True), "demo": (bool, False), "mode": (str, False), "iterations": (int, False),
     "warmup": (int, False), "images": (str, True), "seed": (int, False), "allow_growth": (bool, False),
     "memory_fraction": (float, True), "timeout_s": (float, False), "until_decided": (bool, False),
-    "entry": (str, True), "reframe": (str, False),
+    "entry": (str, True), "reframe": (str, False), "malloc_trim": (bool, False),
 }
 _TYPE_WORDS = {str: "a string", bool: "true or false", int: "an integer", float: "a number"}
 
