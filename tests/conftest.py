@@ -8,14 +8,17 @@ from tests.helpers import SNAPSHOTS
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """The Ctrl-C tests play a user at a terminal. A suite started where SIGINT is ignored (an asynchronous command
-    of a shell without job control, e.g. ``(pytest &)`` or ``nohup``) hands that on to every child it starts, which
-    then never sees the Ctrl-C those tests send (5 of them failed so). Children start with SIGINT as a terminal
-    gives it: the default handler here (reset to SIG_DFL in each child at exec)."""
+    """The Ctrl-C and hang-up tests play a user at a terminal. A suite started where SIGINT is ignored (an
+    asynchronous command of a shell without job control, e.g. ``(pytest &)``) or SIGHUP is (``nohup``) hands that
+    on to every child it starts, which then never sees the signal those tests send (5 Ctrl-C tests failed so, and
+    4 SIGHUP tests under nohup). Children start with the signals as a terminal gives them: the default handlers
+    here (SIGINT's reset to SIG_DFL in each child at exec)."""
     import signal
 
     if hasattr(signal, "SIGINT") and signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 @pytest.fixture
