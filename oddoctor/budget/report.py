@@ -119,9 +119,14 @@ class BudgetReport:
                 "plot": self.plot, "exit_code": self.exit_code}
 
 
+def points_of(points: list[Measured], metric: str) -> list[Point]:
+    """The configurations that measured ``metric``, as fit points."""
+    return [Point(m.batch, m.pixels, float(v)) for m in points if (v := m.value(metric)) is not None]
+
+
 def fit_points(points: list[Measured], metric: str) -> Optional[Fit]:
     """The best fit (:func:`oddoctor.budget.fit.best_fit`) of ``metric`` over the points that measured it."""
-    pts = [Point(m.batch, m.pixels, float(v)) for m in points if (v := m.value(metric)) is not None]
+    pts = points_of(points, metric)
     return best_fit(pts) if len(pts) >= 2 else None
 
 
@@ -150,8 +155,8 @@ def build_report(spec: BudgetSpec, points: list[Measured], *,
                           context_bytes=max(contexts) if contexts else None, margin=spec.margin)
     sizes = sorted({(p.height, p.width) for p in ok}, key=lambda hw: hw[0] * hw[1])
     held = report.fits.get("tf_held_bytes")
-    peaks = [Point(m.batch, m.pixels, float(v)) for m in points if (v := m.value("tf_peak_bytes")) is not None]
-    if report.fit is None and held is not None and len(peaks) >= 2:
+    peaks = points_of(points, "tf_peak_bytes") if report.fit is None and held is not None else []
+    if len(peaks) >= 2 and held is not None:
         # Least squares made the peak shrink with the batch: held at least what the call holds.
         floor = held.coef.get("per_pixel", 0.0)
         report.fits["tf_peak_bytes"] = fit_above_floor(

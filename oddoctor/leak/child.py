@@ -222,12 +222,9 @@ def run(spec: LeakSpec) -> int:
             emit("error", kind="input", message=str(e), traceback=e.traceback)
             return 2
     nvml = NvmlSampler()
-    trimmer = HeapTrimmer() if spec.malloc_trim else None
-    if trimmer is not None and not trimmer.available:
-        rss_read = f"as it is ({trimmer.reason})"
-        trimmer = None
-    else:
-        rss_read = "after malloc_trim(0)" if trimmer is not None else "as it is"
+    trimmer = HeapTrimmer() if spec.malloc_trim else None  # its trim() does nothing where unavailable
+    rss_read = ("as it is" if trimmer is None else "after malloc_trim(0)" if trimmer.available
+                else f"as it is ({trimmer.reason})")
     tf_gpu, tf_gpu_reason = _tf_gpu_sampler(tf)
     config = session_config(allow_growth=spec.allow_growth, memory_fraction=spec.memory_fraction)
     emit("start", mode=mode, pid=os.getpid(), model=str(model.path), model_kind=model.kind,

@@ -262,8 +262,9 @@ def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, 
         return replace(whole, notes=(*whole.notes, f"{len(decision.steps)} step(s) while the graph grows: "
                                                     "judged as one series, the steps part of the growth"))
     parts = whole.part_confidence
-    if (whole.status in ("leak", "plateau") and whole.slope is not None and whole.slope > threshold
-            and len(parts) == 3 and (parts[1] or 0.0) >= PART_LEVEL and (parts[2] or 0.0) >= TAIL_LEVEL):
+    # leak or plateau: the slope is above the threshold with DECIDE_LEVEL confidence (stats.trend).
+    if (whole.status in ("leak", "plateau") and len(parts) == 3 and (parts[1] or 0.0) >= PART_LEVEL
+            and (parts[2] or 0.0) >= TAIL_LEVEL):
         # The graph grows by the same ops every image: the memory growth has a cause that does not stop,
         # so the slope and its latest half decide; the first half (3 images of 6, page-level noise)
         # need not prove growth on its own.
