@@ -166,6 +166,35 @@ def test_an_allocator_that_creeps_then_stops_is_ok_on_its_flat_tail():
     assert judge(samples(REAL_FIXED_CREEP[:6], [7985] * 6, warmup=4))["rss"].status == "undecided"
 
 
+# The fixed loop on the same model (2026-12-03, images 4..17): +12.9 MiB at image 5, +10.6 MiB at image 9, flat
+# after. A leak of +11 MiB every 5 images (2.2 MiB/image, 9x the threshold) gives the same numbers up to image 13.
+REAL_FIXED_STEPS = [2554.9, 2567.8, 2568.0, 2568.3, 2568.6, 2579.2, 2579.2, 2579.2, 2579.2, 2579.2, 2579.4, 2579.4,
+                    2579.4, 2579.4]
+
+
+def chunked_leak(start, n, every=5, chunk=11.0):
+    ys = list(start)
+    while len(ys) < n:
+        ys.append(ys[-1] + (chunk if (len(ys) - 5) % every == 0 else 0.1))
+    return ys
+
+
+def test_allocator_steps_are_not_ok_before_a_chunked_leak_could_be_told_from_them():
+    # Issue #10 asked for the verdicts within 12 images (8 measured). This series cannot be "ok" by then: a leak
+    # in chunks every 5 images measures the same 9 numbers, so a rule that said ok here would say it to the leak.
+    leak = chunked_leak(REAL_FIXED_STEPS[:9], 40)
+    assert leak[:9] == REAL_FIXED_STEPS[:9]
+    for n in range(6, 10):
+        rss = judge(samples(REAL_FIXED_STEPS[:n], [7985] * n, warmup=4))["rss"]
+        assert (rss.status, rss.decided, rss.needed) == ("undecided", False, 11), n
+    real = judge(samples(REAL_FIXED_STEPS, [7985] * len(REAL_FIXED_STEPS), warmup=4))["rss"]
+    assert (real.status, real.decided) == ("ok", True)  # six flat images after the last step
+    for n in range(6, len(leak) + 1):
+        rss = judge(samples(leak[:n], [7985] * n, warmup=4))["rss"]
+        assert rss.status != "ok", n
+    assert judge(samples(leak, [7985] * len(leak), warmup=4))["rss"].status == "leak"
+
+
 def test_a_slow_leak_is_never_called_ok_at_any_length():
     # 0.5 MiB/image (twice the threshold) with noise, looked at after every image as --until-decided does:
     # with the graph constant it may stay undecided, it is never decided "ok".
