@@ -6,10 +6,12 @@ starts it before anything else is imported or probed, and everything else runs w
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from oddoctor import __version__
+from oddoctor.interrupts import raise_pending, reraise_signal
 from oddoctor.probes import tensorflow as tf_probe
 from oddoctor.snapshot import (
     CudaLibsFacts,
@@ -33,6 +35,7 @@ def _guarded(errors: list[ProbeError], fact: str, probe: Callable[[], T], unknow
     try:
         return probe()
     except Exception as e:  # noqa: BLE001 - one broken probe must not cost the whole snapshot
+        reraise_signal(e)  # a Ctrl-C that Python wrapped on its way out of the probe is not the probe's fault
         errors.append(ProbeError(fact=fact, error=f"the {fact} probe failed: {type(e).__name__}: {e}"))
         return unknown
 
@@ -55,14 +58,18 @@ class TfProbe:
                     TensorFlowFacts())
             finally:
                 self._finished.set()
+                atexit.unregister(self.cancel)
 
+        # Whoever started the probe cancels it on the way out, but a signal can land between two of their lines
+        # (1 SIGTERM or SIGHUP in 20 left the child running): at exit it is cancelled in any case.
+        atexit.register(self.cancel)
         threading.Thread(target=probe_tf, name="oddoctor-tf-probe", daemon=True).start()
 
     def wait(self) -> TensorFlowFacts:
         """The facts, once the probe is done (its errors are in ``errors``); on Ctrl-C or SIGTERM, :meth:`cancel`."""
         try:
             while not self._finished.wait(0.2):  # short waits: Ctrl-C and SIGTERM are handled in this thread
-                pass
+                raise_pending()  # one that something swallowed earlier (oddoctor.interrupts) still stops us
         except BaseException:
             self.cancel()
             raise

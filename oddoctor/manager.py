@@ -19,6 +19,7 @@ import pluggy
 
 from oddoctor import hookspecs
 from oddoctor.checks import Check
+from oddoctor.interrupts import reraise_signal
 
 if TYPE_CHECKING:
     from oddoctor.lint.api import LintRule
@@ -67,6 +68,7 @@ def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None 
             try:
                 plugin = _load(value)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
+                reraise_signal(e)  # a Ctrl-C during its import, which Python wrapped, is not the plugin's
                 ps.errors.append(PluginError(name, _describe(e), "load"))
                 continue
             _register(ps, plugin, name)
@@ -74,6 +76,7 @@ def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None 
         try:
             plugin = importlib.import_module(name)
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
+            reraise_signal(e)
             ps.errors.append(PluginError(name, _describe(e), "load"))
             continue
         _register(ps, plugin, name)
@@ -188,6 +191,7 @@ def _call_each(ps: PluginSet, hook_name: str) -> list[tuple[str, Any]]:
         try:
             out.append((name, impl.function()))
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
+            reraise_signal(e)
             ps.errors.append(PluginError(name, _describe(e), hook_name))
     return out
 
@@ -201,6 +205,7 @@ def _collect(ps: PluginSet, hook_name: str, cls: type[T], what: str) -> list[T]:
         try:
             items = list(returned or [])
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
+            reraise_signal(e)
             ps.errors.append(PluginError(plugin, _describe(e), hook_name))
             continue
         for item in items:

@@ -248,7 +248,7 @@ def test_ctrl_c_inside_exec_still_exits_130_under_python_m(tmp_path: Path, ours:
     """`python -m oddoctor` exited by SIGINT (-2) instead of 130 in 4 of 30 Ctrl-C's (CI failed once on it): the
     interpreter re-raised a Ctrl-C that oddoctor had caught. The handler oddoctor installs raises a subclass,
     which CPython never marks; the plain handler is the control, showing the mechanism is real."""
-    install = "from oddoctor.cli._common import install_signal_handlers; install_signal_handlers()" if ours else ""
+    install = "from oddoctor.interrupts import install_signal_handlers; install_signal_handlers()" if ours else ""
     (tmp_path / "ctrlc_in_exec.py").write_text(_CTRL_C_IN_EXEC.format(install=install))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
     proc = subprocess.run([sys.executable, "-m", "ctrlc_in_exec"], env=env, capture_output=True, text=True,
@@ -259,6 +259,111 @@ def test_ctrl_c_inside_exec_still_exits_130_under_python_m(tmp_path: Path, ours:
         assert proc.returncode in (130, -signal.SIGINT), proc.stderr  # -2 on CPython 3.11 and 3.12
         if sys.version_info[:2] in ((3, 11), (3, 12)):
             assert proc.returncode == -signal.SIGINT, proc.stderr
+
+
+_SIGNAL_IN_SET_NAME = """
+import os, signal
+
+
+class Field:
+    def __set_name__(self, owner, name):  # dataclasses.field runs here while a module is imported
+        os.kill(os.getpid(), signal.{sig})
+        for _ in range(10**6):  # the handler runs in here
+            pass
+
+
+class Options:
+    x = Field()
+"""
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_while_a_plugin_is_imported_stops_check(tmp_path: Path, sig: int):
+    """A Ctrl-C that landed in a ``__set_name__`` while a plugin was imported came out as a RuntimeError on Python
+    3.11, recorded as "plugin failed to load": check then ran on until the TensorFlow probe's timeout (1 of 60
+    Ctrl-C's here). Now the signal still ends it, at once, with its own exit code and the probe child killed."""
+    import psutil
+
+    env = {**os.environ, **_hanging_tf(tmp_path), "NO_COLOR": "1"}
+    (tmp_path / "fake" / "signal_in_set_name.py").write_text(_SIGNAL_IN_SET_NAME.format(sig=signal.Signals(sig).name))
+    (tmp_path / "tmp").mkdir()
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "oddoctor", "check", "--tf-timeout", "100",
+                             "-p", "signal_in_set_name"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=REPO)
+    children: list[int] = []
+    while proc.poll() is None and time.monotonic() - t0 < 90:
+        children = sorted(set(children) | set(_children_of(proc.pid)))
+        time.sleep(0.05)
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == (130 if sig == signal.SIGINT else 128 + sig), (proc.returncode, err)
+    assert time.monotonic() - t0 < 60, "check ran on after the signal"
+    assert ("oddoctor: interrupted" if sig == signal.SIGINT else "terminated by SIGTERM") in err, err
+    assert "Traceback" not in err and "failed to load" not in err, err
+    time.sleep(0.5)
+    assert not [p for p in children if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+
+
+_LEAVE_WITHOUT_CANCEL = """
+import atexit, os, time
+import psutil
+from oddoctor.collect import start_tf_probe
+
+start_tf_probe(timeout_s=300)  # and never cancelled nor waited for: as when a signal lands between two lines
+deadline = time.monotonic() + 60
+probes = []
+while not probes and time.monotonic() < deadline:
+    probes = [c for c in psutil.Process().children(recursive=True) if "probe_tf" in " ".join(c.cmdline())]
+    time.sleep(0.05)
+time.sleep(1)  # into the import that hangs (the temp folder that the exit functions remove is written before)
+atexit._run_exitfuncs()  # what the interpreter runs at exit (this process stays, to look at its child)
+gone, alive = psutil.wait_procs(probes, timeout=5)
+print(len(probes), len(alive), flush=True)
+for p in alive:
+    p.kill()
+os._exit(3)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_the_tensorflow_probe_is_cancelled_at_exit_if_nobody_else_did(tmp_path: Path):
+    """A SIGTERM or SIGHUP between start_tf_probe() and the code that cancels it on the way out left the probe
+    child running (6 of 160 signals here): the probe cancels itself at interpreter exit, whoever forgot to."""
+    env = {**os.environ, **_hanging_tf(tmp_path)}
+    env["PYTHONPATH"] = os.pathsep.join([env["PYTHONPATH"], str(REPO)])
+    (tmp_path / "tmp").mkdir()
+    proc = subprocess.run([sys.executable, "-c", _LEAVE_WITHOUT_CANCEL], env=env, capture_output=True, text=True,
+                          timeout=100)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.split() == ["1", "0"], "the probe child outlived the process's exit functions"
+    assert list((tmp_path / "tmp").iterdir()) == []  # its oddoctor-tf-* folder removed too
+
+
+def test_a_signal_that_something_swallowed_is_raised_again_where_oddoctor_waits():
+    """The handler remembers the signal: raise_pending (TfProbe.wait calls it) raises it after a bare
+    ``except BaseException: pass`` in someone else's code ate it; restoring the handlers forgets it."""
+    from oddoctor.interrupts import Interrupted, install_signal_handlers, raise_pending, reraise_signal
+
+    restore = install_signal_handlers()
+    try:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(10**6):
+                pass
+        except BaseException:  # noqa: BLE001 - the swallowing code this test plays
+            pass
+        with pytest.raises(Interrupted):
+            raise_pending()
+        wrapped = RuntimeError("Error calling __set_name__")
+        wrapped.__cause__ = Interrupted()
+        with pytest.raises(Interrupted):
+            reraise_signal(wrapped)
+        reraise_signal(RuntimeError("a plugin's own failure"))  # no signal in it: returns
+    finally:
+        restore()
+    raise_pending()  # forgotten: returns
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, TextIO
 
 from oddoctor import units
+from oddoctor.interrupts import Interrupted, Terminated, install_signal_handlers  # noqa: F401 - the CLI's names
 
 EXIT_OK = 0
 EXIT_FAIL = 1
@@ -106,53 +107,6 @@ def __getattr__(name: str) -> Any:
 
 class UsageError(Exception):
     """Bad input from the user: printed as one line, exit 2."""
-
-
-class Terminated(BaseException):
-    """SIGTERM or SIGHUP (kill, timeout, systemd, Kubernetes, a cancelled CI job): unwinds like Ctrl-C, so that
-    every ``finally`` and ``except BaseException`` cleans up (temp files, child processes), then exits 128+N."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT), raised by the handler that :func:`install_signal_handlers` puts in place.
-
-    Every ``except KeyboardInterrupt`` catches it as before. It is a subclass on purpose: CPython (3.11, 3.12)
-    marks a plain KeyboardInterrupt as "unhandled" when it unwinds through code run from a string (``exec`` in
-    ``dataclasses`` and ``namedtuple``, e.g. while a module is being imported), even when a caller catches it
-    later; under ``python -m`` the interpreter then kills itself with SIGINT at exit instead of exiting 130.
-    It compares the exception's exact type, so a subclass is never marked."""
-
-
-def install_signal_handlers() -> Callable[[], None]:
-    """Turn SIGINT into :class:`Interrupted` and SIGTERM and SIGHUP into :class:`Terminated`, in the main thread
-    (where Python runs handlers). A handler that the caller installed itself is left alone.
-
-    Returns what puts the previous handlers back (``main()`` does, so an in-process caller keeps its own)."""
-    import signal
-
-    def terminated(signum: int, _frame: object) -> None:
-        raise Terminated(signum)
-
-    def interrupted(_signum: int, _frame: object) -> None:
-        raise Interrupted()
-
-    previous: dict[int, Any] = {}
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        previous[signal.SIGINT] = signal.signal(signal.SIGINT, interrupted)
-    for name in ("SIGTERM", "SIGHUP"):
-        sig = getattr(signal, name, None)
-        if sig is not None and signal.getsignal(sig) in (signal.SIG_DFL, None):
-            previous[sig] = signal.signal(sig, terminated)
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
 
 
 def finite_float(value: float, option: str, low: float, high: float) -> float:

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from oddoctor import __version__
 from oddoctor.cli import _common
-from oddoctor.cli._common import EXIT_FAIL, EXIT_USAGE, Terminated, UsageError, install_signal_handlers
+from oddoctor.cli._common import EXIT_FAIL, EXIT_USAGE, UsageError
+from oddoctor.interrupts import Terminated, install_signal_handlers, reraise_signal, signal_in
 
 if TYPE_CHECKING:
     import typer
@@ -94,18 +95,6 @@ def _register() -> None:
     app.command("budget")(budget_cmd.budget)
 
 
-def _from_ctrl_c(error: BaseException) -> bool:
-    """True when a KeyboardInterrupt is in the exception's cause/context chain."""
-    seen: set[int] = set()
-    current: Optional[BaseException] = error
-    while current is not None and id(current) not in seen:
-        if isinstance(current, KeyboardInterrupt):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
-
-
 def _safe_stdio() -> None:
     """Text that the terminal's encoding cannot show (PYTHONIOENCODING=ascii, a lone surrogate in a snapshot)
     is escaped, never a crash."""
@@ -129,11 +118,15 @@ def main(argv: Optional[list[str]] = None) -> None:
 
 def _main(argv: Optional[list[str]]) -> None:
     try:
-        args = _fast_check_args(sys.argv[1:] if argv is None else list(argv))
-        if args is not None:
-            _fast_check(args)
-        else:
-            _app()(args=argv, prog_name="oddoctor", standalone_mode=True)
+        try:
+            args = _fast_check_args(sys.argv[1:] if argv is None else list(argv))
+            if args is not None:
+                _fast_check(args)
+            else:
+                _app()(args=argv, prog_name="oddoctor", standalone_mode=True)
+        except Exception as e:  # a signal that Python wrapped (a RuntimeError from __set_name__) is the signal
+            reraise_signal(e)
+            raise
     except Terminated as e:
         import signal
 
@@ -146,7 +139,7 @@ def _main(argv: Optional[list[str]]) -> None:
         print("oddoctor: interrupted", file=sys.stderr)
         sys.exit(130)
     except SystemExit as e:
-        if e.code == 130 and _from_ctrl_c(e):  # Typer turns Ctrl-C into a silent exit 130
+        if e.code == 130 and isinstance(signal_in(e), KeyboardInterrupt):  # Typer turns Ctrl-C into a silent 130
             print("oddoctor: interrupted", file=sys.stderr)
         raise
     except Exception as e:  # noqa: BLE001 - last resort: one line, no traceback
