@@ -51,6 +51,13 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def _failed(ps: PluginSet, plugin: str, error: BaseException, stage: str) -> None:
+    """Record ``plugin``'s failure at ``stage``; unless it is a signal that Python wrapped on its way out of the
+    plugin's code (a Ctrl-C in a ``__set_name__`` during its import): that one is raised, not the plugin's fault."""
+    reraise_signal(error)
+    ps.errors.append(PluginError(plugin, _describe(error), stage))
+
+
 def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None = None) -> PluginSet:
     """A fresh plugin manager with the ``oddoctor`` entry points and ``modules`` (dotted names).
 
@@ -68,16 +75,14 @@ def make_plugin_manager(*, entry_points: bool = True, modules: list[str] | None 
             try:
                 plugin = _load(value)
             except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
-                reraise_signal(e)  # a Ctrl-C during its import, which Python wrapped, is not the plugin's
-                ps.errors.append(PluginError(name, _describe(e), "load"))
+                _failed(ps, name, e, "load")
                 continue
             _register(ps, plugin, name)
     for name in modules or []:
         try:
             plugin = importlib.import_module(name)
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
-            reraise_signal(e)
-            ps.errors.append(PluginError(name, _describe(e), "load"))
+            _failed(ps, name, e, "load")
             continue
         _register(ps, plugin, name)
     return ps
@@ -191,8 +196,7 @@ def _call_each(ps: PluginSet, hook_name: str) -> list[tuple[str, Any]]:
         try:
             out.append((name, impl.function()))
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
-            reraise_signal(e)
-            ps.errors.append(PluginError(name, _describe(e), hook_name))
+            _failed(ps, name, e, hook_name)
     return out
 
 
@@ -205,8 +209,7 @@ def _collect(ps: PluginSet, hook_name: str, cls: type[T], what: str) -> list[T]:
         try:
             items = list(returned or [])
         except (Exception, SystemExit) as e:  # noqa: BLE001 - a plugin failure (even sys.exit) is a result
-            reraise_signal(e)
-            ps.errors.append(PluginError(plugin, _describe(e), hook_name))
+            _failed(ps, plugin, e, hook_name)
             continue
         for item in items:
             if not isinstance(item, cls):

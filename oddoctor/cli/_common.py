@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Callable, NoReturn, Optional, TextIO
 
 from oddoctor import units
-from oddoctor.interrupts import Interrupted, Terminated, install_signal_handlers  # noqa: F401 - the CLI's names
 
 EXIT_OK = 0
 EXIT_FAIL = 1
