@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -15,9 +16,9 @@ np = pytest.importorskip("numpy")  # the legacy models and images are numpy arra
 from oddoctor.cli.main import main  # noqa: E402
 
 
-def run_cli(args: list[str], timeout: float = 170) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], timeout: float = 170, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "oddoctor", "leak-test", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+                          text=True, timeout=timeout, check=False, env=env)
 
 
 @pytest.mark.parametrize(("args", "text"), [
@@ -85,13 +86,14 @@ def test_odd_images_are_converted_or_skipped_and_counted(tmp_path):
     Image.fromarray(rng.integers(0, 65535, (80, 60), dtype=np.uint16)).save(tmp_path / "deep.png")
     (tmp_path / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF")
     proc = run_cli(["--demo", "--mode", "fixed", "--images", str(tmp_path), "-n", "10", "-w", "3", "--json",
-                    "--malloc-trim"])
+                    "--malloc-trim"], env={**os.environ, "MALLOC_ARENA_MAX": "2"})
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     start = report["modes"]["fixed"]["start"]
     assert start["images"] == 3
     assert [Path(f).name for f, _ in start["skipped"]] == ["cut.jpg"]
     assert start["rss_read"] == "after malloc_trim(0)"  # glibc: the allocator's free pages handed back first
+    assert start["malloc_env"]["MALLOC_ARENA_MAX"] == "2"  # the child ran under the caller's allocator setting
     assert report["modes"]["fixed"]["verdict"] == "ok"
 
 

@@ -181,3 +181,15 @@ def test_a_run_too_short_to_decide_is_inconclusive_and_names_the_run_that_decide
     demo = build_report({"fixed": run}, model="demo", options={}, demo=True)
     assert not demo.demo_as_expected and demo.exit_code == 1  # the demo did not show the fix passing
     assert "demo: the fixed loop found no leak but was not decided in this run: run longer" in render_text(demo)
+
+
+def test_the_report_names_allocator_settings_the_child_ran_under():
+    # The child inherits the environment: glibc's MALLOC_* settings change the RSS's steps, so a run made
+    # under one says so (and a run under none says nothing: the line would only be noise).
+    runs = {m: fake_run(m, nodes_per_image=n, rss_per_image_mib=r, latency_ms=20)
+            for m, n, r in (("legacy", 84, 2.0), ("fixed", 0, 0.0))}
+    assert "host allocator" not in render_text(build_report(runs, model="m.pb", options={}))
+    for run in runs.values():
+        run.start["malloc_env"] = {"MALLOC_ARENA_MAX": "2"}
+    text = render_text(build_report(runs, model="m.pb", options={}))
+    assert "host allocator set by the environment: MALLOC_ARENA_MAX=2 (it changes the RSS's steps" in text

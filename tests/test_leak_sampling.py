@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from oddoctor.leak.sampling import NvmlSampler, rss_bytes
+from oddoctor.leak.sampling import NvmlSampler, allocator_env, rss_bytes
 
 
 def fake_pynvml(processes, free=6 * 2**30, fail_init=False):
@@ -99,3 +99,13 @@ def test_the_heap_is_trimmed_where_the_c_library_can_and_said_why_where_not(monk
     missing = HeapTrimmer()
     assert not missing.available and "no malloc_trim" in missing.reason
     assert missing.trim() is False
+
+
+def test_allocator_settings_are_picked_out_of_the_environment():
+    env = {"MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "0", "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0",
+           "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4", "PATH": "/usr/bin", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    assert allocator_env(env) == {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0",
+                                  "LD_PRELOAD": "/usr/lib/x86_64-linux-gnu/libtcmalloc.so.4",
+                                  "MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "0"}
+    # A preload that is not an allocator is not one of them; no setting at all is an empty dict, not None.
+    assert allocator_env({"LD_PRELOAD": "/opt/libfaketime.so", "HOME": "/root"}) == {}

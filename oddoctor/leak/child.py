@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from oddoctor.leak.sampling import HeapTrimmer, NvmlSampler, host_available_bytes, rss_bytes
+from oddoctor.leak.sampling import HeapTrimmer, NvmlSampler, allocator_env, host_available_bytes, rss_bytes
 from oddoctor.leak.spec import MODES, LeakSpec, LeakSpecError
 
 _OUT = sys.stdout
@@ -235,7 +235,8 @@ def run(spec: LeakSpec) -> int:
          reframe=reframe_used if model.has_masks else None, reframe_why=reframe_why if model.has_masks else None,
          entry=spec.entry if user_fn is not None else None,
          entry_call=user_fn.call_form if user_fn is not None else None, until_decided=spec.until_decided,
-         warmup=warmup, warmup_why=warmup_why, rss_read=rss_read)
+         warmup=warmup, warmup_why=warmup_why, rss_read=rss_read,
+         malloc_env=allocator_env())
 
     detector = None
     graph = None

@@ -463,6 +463,11 @@ def render_text(report: LeakReport) -> str:
              if isinstance(m.start, dict) and m.start.get("rss_read") not in (None, "as it is")}
     if reads:
         lines.append(f"host RSS read {'; '.join(sorted(reads))} after each image")
+    envs = {" ".join(f"{k}={v}" for k, v in m.start["malloc_env"].items()) for m in modes.values()
+            if isinstance(m.start, dict) and isinstance(m.start.get("malloc_env"), dict) and m.start["malloc_env"]}
+    if envs:
+        lines.append(f"host allocator set by the environment: {'; '.join(sorted(envs))} (it changes the RSS's "
+                     "steps and creep: docs/leak-test.md)")
     ratio = report.cost_ratio
     if ratio:
         lines.append(f"per-image cost ratio legacy/fixed: {ratio.median:.1f}x median"

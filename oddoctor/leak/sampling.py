@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Mapping
 from typing import Any, Optional
 
 
@@ -20,6 +21,23 @@ def rss_bytes(pid: Optional[int] = None) -> Optional[int]:
         return int(psutil.Process(pid or os.getpid()).memory_info().rss)
     except Exception:  # noqa: BLE001 - a missing psutil or a vanished pid is "unknown", not a crash
         return None
+
+
+#: Environment variables that change how the C library's allocator holds memory, and so the RSS a loop shows.
+_ALLOCATOR_ENV_PREFIXES = ("MALLOC_",)  # glibc's MALLOC_ARENA_MAX, MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_THRESHOLD_, ...
+
+
+def allocator_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """The allocator settings in ``environ`` (default: this process's): glibc's ``MALLOC_*`` variables,
+    ``GLIBC_TUNABLES`` and an ``LD_PRELOAD`` that names an allocator (tcmalloc, jemalloc, mimalloc). Each
+    changes the steps and creep of the RSS (docs/benchmarks.md, "glibc's allocator settings"), so a report
+    names them; empty when none is set."""
+    env = os.environ if environ is None else environ
+    out = {k: v for k, v in env.items() if k.startswith(_ALLOCATOR_ENV_PREFIXES) or k == "GLIBC_TUNABLES"}
+    preload = env.get("LD_PRELOAD", "")
+    if "malloc" in preload:
+        out["LD_PRELOAD"] = preload
+    return dict(sorted(out.items()))
 
 
 class HeapTrimmer:
