@@ -21,6 +21,19 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
+#: ``-n auto`` (README's test command) runs at most this many workers: the real-model tests hold about 3 GiB
+#: each, and each TensorFlow test already uses every core for its ops.
+MAX_AUTO_WORKERS = 4
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """pytest-xdist's ``-n auto``: one worker per CPU this process may use, at most :data:`MAX_AUTO_WORKERS`."""
+    import os
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(usable, MAX_AUTO_WORKERS))
+
+
 @pytest.fixture
 def snapshots_dir() -> Path:
     return SNAPSHOTS

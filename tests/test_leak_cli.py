@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -105,11 +104,8 @@ def test_demo_flags_legacy_passes_fixed_and_never_flips(tmp_path):
     pytest.importorskip("matplotlib")
     # First run: the command exactly as documented (defaults), with --json and --plot.
     plot = tmp_path / "leak.png"
-    t0 = time.monotonic()
-    proc = run_cli(["--demo", "--json", "--plot", str(plot)])
-    wall = time.monotonic() - t0
+    proc = run_cli(["--demo", "--json", "--plot", str(plot)])  # its time: bench/leak_bench.py, not asserted here
     assert proc.returncode == 0, proc.stderr
-    assert wall < 120  # 60 s is the goal on 2 idle cores; leave room for a busy CI machine
     report = json.loads(proc.stdout)
     assert report["demo_as_expected"]
     legacy, fixed = report["modes"]["legacy"], report["modes"]["fixed"]

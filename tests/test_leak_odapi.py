@@ -152,11 +152,15 @@ def test_legacy_adds_what_the_tutorial_adds_and_fixed_adds_nothing(odapi_model, 
 def test_a_users_tutorial_copy_is_measured_with_the_od_api(odapi_model, direct_ops_per_image, tmp_path):
     (tmp_path / "object_detection_tutorial.py").write_text(USER_FILE)
     entry = f"{tmp_path / 'object_detection_tutorial.py'}:run_inference_for_single_image"
-    report, proc = leak_test(str(odapi_model), "--entry", entry, "--mode", "legacy", "-w", "1")
+    # The graph's growth is exact after 3 images, and this test asserts nothing of memory: the fewest images
+    # leak-test allows (-n 10, plus the warm-up raised to one pass over the 4 image sizes), not until decided
+    # (the legacy RSS on this model has taken up to 31 images; measured in bench/leak_bench.py).
+    report, proc = leak_test(str(odapi_model), "--entry", entry, "--mode", "legacy", "-w", "1", "-n", "10",
+                             "--no-until-decided")
     assert proc.returncode == 1, proc.stderr[-3000:]
     mine = report["modes"]["legacy"]
     assert mine["entry"] == entry and mine["start"]["entry_call"] == "fn(image, graph)"
     assert mine["verdict"] == "leak" and "graph_nodes" in mine["leaking_metrics"]
     assert mine["metrics"]["graph_nodes"]["slope_per_image"] == direct_ops_per_image
-    assert mine["sessions_created"] == mine["images_run"] <= MAX_IMAGES
+    assert mine["sessions_created"] == mine["images_run"] == 4 + 10
     assert "fixed" not in report["modes"]

@@ -50,8 +50,11 @@ def migrated(tmp_path_factory):
     return model, root / "migrated", images, files
 
 
-def run_runner(migrated_dir, *args, timeout=180):
+def run_runner(migrated_dir, *args, timeout=180, preflight=False):
+    """The runner on ``args``; without its TensorFlow preflight child (an import of its own, 5-7 s a call here)
+    unless ``preflight``: these tests are about its outputs; tests/test_runner_faults.py tests the preflight."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = (*args, *(() if preflight else ("--no-preflight",)))
     return subprocess.run([sys.executable, str(migrated_dir / "run_inference.py"), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=migrated_dir)
 
@@ -101,7 +104,8 @@ def test_runner_output_equals_the_legacy_session(migrated, reference, tmp_path):
     _, out_dir, images, _ = migrated
     out = tmp_path / "detections.jsonl"
     summary = tmp_path / "summary.json"
-    proc = run_runner(out_dir, images, "--out", out, "--score-threshold", 0.3, "--summary-json", summary)
+    proc = run_runner(out_dir, images, "--out", out, "--score-threshold", 0.3, "--summary-json", summary,
+                      preflight=True)  # the user's path, preflight included
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert check_against_reference(lines, reference, 0.3) >= len(reference)  # several detections each

@@ -68,7 +68,10 @@ def setup(tmp_path_factory):
 
 
 def run_runner(migrated_dir, *args, timeout=240):
+    """The runner on ``args``, without its TensorFlow preflight child (an import of its own, 5-7 s a call here):
+    these tests are about what it writes; tests/test_runner_faults.py tests the preflight."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    args = (*args, "--no-preflight")
     return subprocess.run([sys.executable, str(migrated_dir / "run_inference.py"), *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=env, cwd=migrated_dir)
 
