@@ -62,7 +62,11 @@ def migrated(tmp_path_factory):
 
 
 def run_script(migrated_dir, script, *args, timeout=400):
+    """``script`` on ``args``; the runner without its TensorFlow preflight child (an import of its own, 5-7 s a
+    call): it is the reference here, and tests/test_runner_faults.py tests the preflight."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if script == "run_inference.py":
+        args = (*args, "--no-preflight")
     return subprocess.run([sys.executable, str(migrated_dir / script), *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, env=env, cwd=migrated_dir.parent)
 
