@@ -93,6 +93,11 @@ def test_odd_images_are_converted_or_skipped_and_counted(tmp_path):
     assert [Path(f).name for f, _ in start["skipped"]] == ["cut.jpg"]
     assert start["rss_read"] == "after malloc_trim(0)"  # glibc: the allocator's free pages handed back first
     assert start["malloc_env"]["MALLOC_ARENA_MAX"] == "2"  # the child ran under the caller's allocator setting
+    if start["heap_in_use"] == "mallinfo2":  # glibc 2.33 or later: what malloc handed out, next to the RSS
+        assert all(s["heap_in_use_bytes"] > 0 for s in report["modes"]["fixed"]["samples"])
+    else:  # another C library: unknown in every sample, and why
+        assert "mallinfo2" in start["heap_in_use"]
+        assert all(s["heap_in_use_bytes"] is None for s in report["modes"]["fixed"]["samples"])
     assert report["modes"]["fixed"]["verdict"] == "ok"
 
 

@@ -109,3 +109,29 @@ def test_allocator_settings_are_picked_out_of_the_environment():
                                   "MALLOC_ARENA_MAX": "2", "MALLOC_TRIM_THRESHOLD_": "0"}
     # A preload that is not an allocator is not one of them; no setting at all is an empty dict, not None.
     assert allocator_env({"LD_PRELOAD": "/opt/libfaketime.so", "HOME": "/root"}) == {}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallinfo2")
+def test_heap_in_use_counts_what_malloc_handed_out():
+    from oddoctor.leak.sampling import HeapInUse
+
+    heap = HeapInUse()
+    if not heap.available:  # a Linux without glibc 2.33 (musl, an old distribution): said, not guessed
+        assert "mallinfo2" in heap.reason and heap.bytes() is None
+        return
+    before = heap.bytes()
+    block = bytearray(64 * 2**20)  # malloc'd (mmapped at this size): in use until freed
+    during = heap.bytes()
+    del block
+    after = heap.bytes()
+    assert before > 0 and during - before >= 64 * 2**20  # the block, and a header
+    assert during - after >= 64 * 2**20  # given back: the count is what is in use, not what was ever asked
+
+
+def test_heap_in_use_without_mallinfo2_is_unknown_not_zero(monkeypatch):
+    from oddoctor.leak import sampling
+
+    monkeypatch.setattr(sampling, "_libc", lambda: types.SimpleNamespace())  # a C library without mallinfo2
+    heap = sampling.HeapInUse()
+    assert not heap.available and heap.bytes() is None
+    assert heap.reason.startswith("no mallinfo2 in this C library (glibc 2.33 or later has it")

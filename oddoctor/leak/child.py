@@ -23,7 +23,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from oddoctor.leak.sampling import HeapTrimmer, NvmlSampler, allocator_env, host_available_bytes, rss_bytes
+from oddoctor.leak.sampling import (
+    HeapInUse,
+    HeapTrimmer,
+    NvmlSampler,
+    allocator_env,
+    host_available_bytes,
+    rss_bytes,
+)
 from oddoctor.leak.spec import MODES, LeakSpec, LeakSpecError
 
 _OUT = sys.stdout
@@ -225,6 +232,7 @@ def run(spec: LeakSpec) -> int:
     trimmer = HeapTrimmer() if spec.malloc_trim else None  # its trim() does nothing where unavailable
     rss_read = ("as it is" if trimmer is None else "after malloc_trim(0)" if trimmer.available
                 else f"as it is ({trimmer.reason})")
+    heap = HeapInUse()
     tf_gpu, tf_gpu_reason = _tf_gpu_sampler(tf)
     config = session_config(allow_growth=spec.allow_growth, memory_fraction=spec.memory_fraction)
     emit("start", mode=mode, pid=os.getpid(), model=str(model.path), model_kind=model.kind,
@@ -236,7 +244,7 @@ def run(spec: LeakSpec) -> int:
          entry=spec.entry if user_fn is not None else None,
          entry_call=user_fn.call_form if user_fn is not None else None, until_decided=spec.until_decided,
          warmup=warmup, warmup_why=warmup_why, rss_read=rss_read,
-         malloc_env=allocator_env())
+         malloc_env=allocator_env(), heap_in_use=heap.reason or "mallinfo2")
 
     detector = None
     graph = None
@@ -275,6 +283,7 @@ def run(spec: LeakSpec) -> int:
                     trimmer.trim()  # after the clock stops: the latency is the loop's alone
                 record = {"i": i, "warmup": i < warmup, "latency_ms": round(latency_ms, 3),
                           "graph_nodes": _graph_ops(tf, graph), "rss_bytes": rss_bytes(),
+                          "heap_in_use_bytes": heap.bytes(),
                           "gpu_nvml_bytes": nvml.used_bytes(), "gpu_tf_bytes": tf_gpu() if tf_gpu else None,
                           "sessions": sessions.created, "height": int(image.shape[0]),
                           "width": int(image.shape[1]), **_outputs_facts(out, np, MASKS, NUM_DETECTIONS)}

@@ -1,5 +1,6 @@
-"""Per-iteration memory samples that need no TensorFlow: host RSS (psutil), NVML per-process VRAM, and
-glibc's ``malloc_trim`` to read the RSS without the pages the allocator keeps after a free.
+"""Per-iteration memory samples that need no TensorFlow: host RSS (psutil), NVML per-process VRAM, glibc's
+``malloc_trim`` to read the RSS without the pages the allocator keeps after a free, and glibc's ``mallinfo2``
+for the bytes malloc has handed out.
 
 Every probe may be unavailable (no GPU, no driver, a container whose NVML reports host PIDs): it
 then returns ``None`` and says why once, in ``reason``, instead of raising.
@@ -40,6 +41,15 @@ def allocator_env(environ: Optional[Mapping[str, str]] = None) -> dict[str, str]
     return dict(sorted(out.items()))
 
 
+def _libc() -> Any:
+    """The C library, through ctypes (OSError where it cannot be loaded)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    return ctypes.CDLL(name) if name else ctypes.CDLL(None)
+
+
 class HeapTrimmer:
     """glibc's ``malloc_trim(0)``: hand the free pages of every malloc arena back to the OS before the RSS
     is read, so that the RSS counts what the process still holds, not what its allocator keeps for later.
@@ -56,11 +66,8 @@ class HeapTrimmer:
         self._trim: Any = None
         try:
             import ctypes
-            import ctypes.util
 
-            name = ctypes.util.find_library("c")
-            libc = ctypes.CDLL(name) if name else ctypes.CDLL(None)
-            trim = libc.malloc_trim  # AttributeError where the C library has none
+            trim = _libc().malloc_trim  # AttributeError where the C library has none
             trim.argtypes = [ctypes.c_size_t]
             trim.restype = ctypes.c_int
             self._trim = trim
@@ -77,6 +84,48 @@ class HeapTrimmer:
             return False
         self._trim(0)
         return True
+
+
+class HeapInUse:
+    """glibc's ``mallinfo2()``: the bytes malloc has handed out and not had back, in every arena and in its
+    mmapped blocks (``uordblks + hblkhd``), read next to the RSS.
+
+    The RSS also counts what the allocator keeps after a free, and a new arena or a grown heap shows in it as
+    a step; this count does not move for either (on the OD API model the fixed loop's RSS stepped +35 to
+    +76 MiB while it moved +0.1 MiB: docs/benchmarks.md). It misses what is mapped outside malloc (oneDNN's
+    JIT code, for one), so it is a second view, not the verdict. Where the C library has no ``mallinfo2``
+    (glibc before 2.33, musl, macOS, Windows) ``available`` is False, ``reason`` says why, and ``bytes()``
+    is None: unknown, never 0.
+    """
+
+    def __init__(self) -> None:
+        self.reason: Optional[str] = None
+        self._read: Any = None
+        try:
+            import ctypes
+
+            class _MallInfo2(ctypes.Structure):
+                _fields_ = [(name, ctypes.c_size_t) for name in (
+                    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                    "keepcost")]
+
+            read = _libc().mallinfo2  # AttributeError where the C library has none
+            read.argtypes = []
+            read.restype = _MallInfo2
+            self._read = read
+        except (OSError, AttributeError) as e:
+            self.reason = f"no mallinfo2 in this C library (glibc 2.33 or later has it; {type(e).__name__}: {e})"
+
+    @property
+    def available(self) -> bool:
+        return self._read is not None
+
+    def bytes(self) -> Optional[int]:
+        """Bytes in use now, or None where unavailable."""
+        if self._read is None:
+            return None
+        info = self._read()
+        return int(info.uordblks + info.hblkhd)
 
 
 def host_available_bytes() -> Optional[int]:
