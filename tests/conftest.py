@@ -28,10 +28,9 @@ MAX_AUTO_WORKERS = 4
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """pytest-xdist's ``-n auto``: one worker per CPU this process may use, at most :data:`MAX_AUTO_WORKERS`."""
-    import os
+    from oddoctor.lint.parallel import usable_cpus
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(usable, MAX_AUTO_WORKERS))
+    return max(1, min(usable_cpus(), MAX_AUTO_WORKERS))
 
 
 @pytest.fixture

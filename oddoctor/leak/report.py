@@ -459,12 +459,12 @@ def render_text(report: LeakReport) -> str:
     na = {m.label: m.reason for mode in modes.values() for m in mode.metrics.values() if m.status == NOT_AVAILABLE}
     for label, reason in na.items():
         lines.append(f"n/a {label}: {reason}")
-    reads = {str(m.start["rss_read"]) for m in modes.values()
-             if isinstance(m.start, dict) and m.start.get("rss_read") not in (None, "as it is")}
+    starts = [m.start for m in modes.values() if isinstance(m.start, dict)]
+    reads = {str(st["rss_read"]) for st in starts if st.get("rss_read") not in (None, "as it is")}
     if reads:
         lines.append(f"host RSS read {'; '.join(sorted(reads))} after each image")
-    envs = {" ".join(f"{k}={v}" for k, v in m.start["malloc_env"].items()) for m in modes.values()
-            if isinstance(m.start, dict) and isinstance(m.start.get("malloc_env"), dict) and m.start["malloc_env"]}
+    envs = {" ".join(f"{k}={v}" for k, v in st["malloc_env"].items()) for st in starts
+            if isinstance(st.get("malloc_env"), dict) and st["malloc_env"]}
     if envs:
         lines.append(f"host allocator set by the environment: {'; '.join(sorted(envs))} (it changes the RSS's "
                      "steps and creep: docs/leak-test.md)")

@@ -50,6 +50,18 @@ def _libc() -> Any:
     return ctypes.CDLL(name) if name else ctypes.CDLL(None)
 
 
+def _libc_function(name: str, argtypes: list[Any], restype: Any) -> tuple[Any, Optional[str]]:
+    """``(function, None)``, or ``(None, "ErrorType: message")`` where the C library cannot be loaded or has no
+    ``name`` (musl, macOS, Windows, an older glibc)."""
+    try:
+        fn = getattr(_libc(), name)
+    except (OSError, AttributeError) as e:
+        return None, f"{type(e).__name__}: {e}"
+    fn.argtypes = argtypes
+    fn.restype = restype
+    return fn, None
+
+
 class HeapTrimmer:
     """glibc's ``malloc_trim(0)``: hand the free pages of every malloc arena back to the OS before the RSS
     is read, so that the RSS counts what the process still holds, not what its allocator keeps for later.
@@ -62,17 +74,10 @@ class HeapTrimmer:
     """
 
     def __init__(self) -> None:
-        self.reason: Optional[str] = None
-        self._trim: Any = None
-        try:
-            import ctypes
+        import ctypes
 
-            trim = _libc().malloc_trim  # AttributeError where the C library has none
-            trim.argtypes = [ctypes.c_size_t]
-            trim.restype = ctypes.c_int
-            self._trim = trim
-        except (OSError, AttributeError) as e:
-            self.reason = f"no malloc_trim in this C library ({type(e).__name__}: {e})"
+        self._trim, error = _libc_function("malloc_trim", [ctypes.c_size_t], ctypes.c_int)
+        self.reason: Optional[str] = None if error is None else f"no malloc_trim in this C library ({error})"
 
     @property
     def available(self) -> bool:
@@ -99,22 +104,16 @@ class HeapInUse:
     """
 
     def __init__(self) -> None:
-        self.reason: Optional[str] = None
-        self._read: Any = None
-        try:
-            import ctypes
+        import ctypes
 
-            class _MallInfo2(ctypes.Structure):
-                _fields_ = [(name, ctypes.c_size_t) for name in (
-                    "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
-                    "keepcost")]
+        class _MallInfo2(ctypes.Structure):
+            _fields_ = [(name, ctypes.c_size_t) for name in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                "keepcost")]
 
-            read = _libc().mallinfo2  # AttributeError where the C library has none
-            read.argtypes = []
-            read.restype = _MallInfo2
-            self._read = read
-        except (OSError, AttributeError) as e:
-            self.reason = f"no mallinfo2 in this C library (glibc 2.33 or later has it; {type(e).__name__}: {e})"
+        self._read, error = _libc_function("mallinfo2", [], _MallInfo2)
+        self.reason: Optional[str] = (None if error is None
+                                      else f"no mallinfo2 in this C library (glibc 2.33 or later has it; {error})")
 
     @property
     def available(self) -> bool:
