@@ -180,8 +180,9 @@ def build_report(spec: BudgetSpec, points: list[Measured], *,
         report.notes.append(
             f"of the allocator peak, {c / t:.0%} at batch {p.batch} at {size_text(p.height, p.width)} is the call's "
             "working set (the peak less the weights and the batch held across the call), set by whichever stage of "
-            "an image is largest and by which of its tensors are still alive then, which the executor's order "
-            "decides and which can differ between two runs of one configuration. It does not "
+            "an image is largest, by which of its tensors are still alive then (the executor's order) and by "
+            "where TensorFlow's allocator places them (it counts a whole chunk: up to twice a tensor's bytes), "
+            "which can differ between configurations and between two runs of one. It does not "
             "scale linearly with the batch or the image size: predictions beyond the measured batches and sizes "
             "can miss it (see the held and call columns; docs/budget.md gives the figures)")
     oom = [p for p in points if p.status == "oom"]
