@@ -19,8 +19,10 @@ verdict printed is the verdict the child stopped on. Pure Python, no TensorFlow.
   Where the graph predicts the answer, shortcuts: while it grows, a whole series that grows persistently
   is a leak even if its chunks look like steps, and so is one whose slope is above the threshold with
   :data:`DECIDE_LEVEL` confidence while its latest half grows too, its first half unproven
-  (``with-graph``, :func:`memory_decision`); while it is constant, a segment that crept up and then stayed
-  flat for :data:`MIN_SEGMENT` images is ``ok`` (``tail``).
+  (``with-graph``, :func:`memory_decision`); and while it grows and every image also opens a new Session
+  (the classic TF1 loop), :data:`SESSION_STEPS` steps of the high-water mark after the warm-up are the leak's
+  chunks (``sessions``: each Session's runtime memory, kept); while it is constant, a segment that crept up and
+  then stayed flat for :data:`MIN_SEGMENT` images is ``ok`` (``tail``).
 - **Latency**: :func:`latency_decision`, the trend once the series has :data:`LATENCY_MIN_POINTS` images
   and as many as its noise needs (:func:`images_for_slope`), else ``undecided``. It does not hold a mode
   back (:data:`GATING_METRICS`).
@@ -59,6 +61,10 @@ TAIL_LEVEL = 0.5  # ... and its last third leans that way (tail_level)
 STEP_MIN_MIB = 4.0  # a memory jump smaller than this is never a step (page-level noise, small buffers)
 STEP_NOISE_FACTOR = 6.0  # ... nor one within this many robust standard deviations of the differences
 MAX_ALLOCATOR_STEPS = 2  # more steps than this in one series: the steps are the growth
+# While the graph grows and every image opens a new Session, this many steps of the high-water mark among the
+# measured images are the leak's chunks (the OD API model's legacy loop keeps 5-480 MiB of runtime memory every
+# few Sessions; with oneDNN off its RSS did not step at all): a leak, not allocator warm-up (rule "sessions").
+SESSION_STEPS = 2
 # The verdict against expectation needs a long series. Memory that grows while the graph does not is a
 # runtime/allocator leak or an allocator still warming up, and for a while the two look alike (the demo's
 # fixed loop creeps for 20-25 images, then stops); memory that stops growing while the graph grows is
@@ -103,7 +109,8 @@ class Decision:
     steps: tuple[float, ...] = ()  # x of each detected step (memory)
     rule: str = "trend"  # "exact" (equal op-count differences), "trend", "segment" (after the last step),
     # "tail" (memory: the last MIN_SEGMENT images, after an early creep), "with-graph" (memory: grows, its
-    # latest half too, while the graph grows)
+    # latest half too, while the graph grows), "sessions" (memory: steps while the graph grows and every image
+    # opens a new Session)
     notes: tuple[str, ...] = ()
     needed: Optional[int] = None  # undecided: measured images after which a verdict can be expected
 
@@ -245,7 +252,8 @@ def _undecided(decision: Decision, note: str, needed: Optional[int]) -> Decision
 
 
 def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, *,
-                    leak_points: int = MIN_SEGMENT, ok_points: int = MIN_SEGMENT) -> Decision:
+                    leak_points: int = MIN_SEGMENT, ok_points: int = MIN_SEGMENT,
+                    session_per_image: bool = False) -> Decision:
     """:func:`segment_decision`; and while the graph grows (``leak_points < ok_points``: a leak is expected),
     a leak of the whole series when the segment after the last step cannot decide one.
 
@@ -253,7 +261,13 @@ def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, 
     the segment (the OD API model's legacy loop: chunks of 5-15 MiB every 3-6 images, +1 MiB an image
     between them). The chunks are the growth: the whole series is a leak when it grows in each half and its
     last third leans up (persistence, :func:`oddoctor.leak.stats.trend`), which one step, or warm-up steps
-    that stop, never do."""
+    that stop, never do.
+
+    ``session_per_image``: every measured image opened a new Session. With the graph growing too, that is the
+    TF1 tutorial's loop, whose memory grows in chunks of what each Session's runtime keeps: two steps of the
+    high-water mark (:data:`SESSION_STEPS`) are then a leak (``sessions``), at the average growth per image over
+    the series, chunks included. Without a Session per image the same two steps wait for the segment after
+    them: a loop that only adds ops has no such chunks, and its steps can be the allocator's."""
     decision = segment_decision(ys, xs, threshold, leak_points=leak_points, ok_points=ok_points)
     if decision.status == "leak" or leak_points >= ok_points or len(ys) < MIN_POINTS:
         return decision
@@ -271,6 +285,12 @@ def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, 
         return replace(whole, status="leak", decided=True, rule="with-graph",
                        notes=(*whole.notes, f"grows {whole.slope:+.2f}/image, the latest half too, while the "
                                             "graph grows every image"))
+    rise = (ys[-1] - ys[0]) / (xs[-1] - xs[0]) if xs[-1] != xs[0] else 0.0
+    if session_per_image and len(decision.steps) >= SESSION_STEPS and rise > threshold:
+        return replace(whole, status="leak", decided=True, slope=rise, rule="sessions",
+                       notes=(f"{len(decision.steps)} steps while the graph grows and every image opens a new "
+                              f"Session: the Sessions' memory, kept in chunks; {rise:+.2f}/image on average, "
+                              "chunks included",))
     return decision
 
 
@@ -340,6 +360,10 @@ def judge(samples: Sequence[Mapping[str, Any]]) -> dict[str, Optional[Decision]]
     med_latency = median([float(s["latency_ms"]) for s in measured])
     out: dict[str, Optional[Decision]] = {}
     graph_grows = False
+    # Sessions created so far, after each image (None where a sample did not say: then unknown, never "no").
+    sessions = [v for s in measured if isinstance(v := s.get("sessions"), int)]
+    session_per_image = len(sessions) == len(measured) > 1 and all(
+        b - a >= 1 for a, b in zip(sessions, sessions[1:]))
     for key, field_name, _label, _unit, scale in METRICS:  # graph_nodes first: memory depends on it
         values = [s.get(field_name) for s in measured]
         if not measured or any(v is None for v in values):
@@ -357,7 +381,8 @@ def judge(samples: Sequence[Mapping[str, Any]]) -> dict[str, Optional[Decision]]
         elif key in MEMORY_METRICS:
             out[key] = memory_decision(high_water(ys), xs, threshold,
                                        leak_points=MIN_SEGMENT if graph_grows else LONG_SEGMENT,
-                                       ok_points=LONG_SEGMENT if graph_grows else MIN_SEGMENT)
+                                       ok_points=LONG_SEGMENT if graph_grows else MIN_SEGMENT,
+                                       session_per_image=session_per_image)
         elif key == "latency":
             out[key] = latency_decision(ys, xs, threshold)
         else:
