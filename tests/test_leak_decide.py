@@ -319,3 +319,13 @@ def test_a_session_per_image_loop_whose_memory_does_not_step_is_not_called_a_lea
     for n in range(10, len(REAL_LEGACY_ONEDNN_OFF) + 1):
         d = judge(loop_samples(REAL_LEGACY_ONEDNN_OFF[:n], graph_step=84, session_step=1))["rss"]
         assert d.rule != "sessions" and d.status != "leak", n
+
+
+def test_the_sessions_rule_is_for_host_memory_only():
+    # A GPU's allocator pool is the process's, shared by every Session: its steps in a Session-per-image loop have
+    # not been measured, so GPU memory with the same steps keeps the rules that wait for the segment after them.
+    legacy = loop_samples(REAL_LEGACY_SESSION_CHUNKS[:10], graph_step=84, session_step=1)
+    for s in legacy:
+        s["gpu_nvml_bytes"] = s["rss_bytes"]
+    d = judge(legacy)
+    assert d["rss"].rule == "sessions" and d["gpu_nvml"].rule != "sessions" and not d["gpu_nvml"].decided

@@ -382,7 +382,9 @@ def judge(samples: Sequence[Mapping[str, Any]]) -> dict[str, Optional[Decision]]
             out[key] = memory_decision(high_water(ys), xs, threshold,
                                        leak_points=MIN_SEGMENT if graph_grows else LONG_SEGMENT,
                                        ok_points=LONG_SEGMENT if graph_grows else MIN_SEGMENT,
-                                       session_per_image=session_per_image)
+                                       # measured on the host only: a GPU's pool is the process's, shared
+                                       # by its Sessions, and its steps in this loop are not measured yet
+                                       session_per_image=session_per_image and key == "rss")
         elif key == "latency":
             out[key] = latency_decision(ys, xs, threshold)
         else:
