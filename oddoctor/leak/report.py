@@ -49,7 +49,7 @@ class MetricVerdict:
     first: Optional[float] = None
     last: Optional[float] = None
     decided: bool = False
-    rule: Optional[str] = None  # "exact", "trend", "segment" (after the last step)
+    rule: Optional[str] = None  # decide.Decision.rule: "exact", "trend", "segment", "tail", ...
     segment: Optional[list[int]] = None  # first and last image index (0-based) of the series judged
     steps: list[int] = field(default_factory=list)  # image index of each step found (memory)
     needed: Optional[int] = None  # undecided: measured images after which a verdict can be expected
