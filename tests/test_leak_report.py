@@ -193,3 +193,23 @@ def test_the_report_names_allocator_settings_the_child_ran_under():
         run.start["malloc_env"] = {"MALLOC_ARENA_MAX": "2"}
     text = render_text(build_report(runs, model="m.pb", options={}))
     assert "host allocator set by the environment: MALLOC_ARENA_MAX=2 (it changes the RSS's steps" in text
+
+
+def test_a_leak_in_chunks_of_a_session_per_image_loop_is_shown_as_such_and_projected_from_their_average():
+    # The OD API model's legacy loop (2026-12-03): the RSS high-water mark stepped at images 5 and 7, then sat flat.
+    real = [2361.4, 2840.0, 3034.7, 3107.1, 3099.4, 3171.5, 3171.8, 3205.9, 3170.9, 3170.9]
+    run = fake_run("legacy", nodes_per_image=84, rss_per_image_mib=0.0, latency_ms=7000, n=6, warmup=4)
+    for s, mib in zip(run.samples, real):
+        s["rss_bytes"] = int(mib * MIB)
+    mode = analyze_mode(run)
+    rss = mode.metrics["rss"]
+    assert (rss.status, rss.rule) == ("leak", "sessions")
+    assert rss.slope_per_image == pytest.approx((3205.9 - 3099.4) / 5, rel=1e-3)
+    assert mode.projection["RAM"].images_to_exhaustion == pytest.approx(8 * 1024 / ((3205.9 - 3099.4) / 5), rel=0.01)
+    text = render_text(build_report({"legacy": run}, model="m.pb", options={}))
+    assert "LEAK in chunks" in text
+    assert "in chunks = steps while the graph grows and every image opens a Session" in text
+    # Without the Session per image (sessions constant) the same RSS is not called a leak in 6 measured images.
+    for s in run.samples:
+        s["sessions"] = 1
+    assert analyze_mode(run).metrics["rss"].status == "undecided"

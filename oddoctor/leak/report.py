@@ -390,6 +390,8 @@ def _fmt_status(m: MetricVerdict) -> str:
     label = {"leak": "LEAK", "ok": "ok", "plateau": "plateau", "too-short": "too short"}.get(m.status, m.status)
     if m.rule == "exact":
         return f"{label} exact"
+    if m.rule == "sessions":
+        return f"{label} in chunks"
     conf = m.verdict_confidence
     text = label if conf is None else f"{label} {conf:.0%}"
     if m.rule == "segment" and m.segment:
@@ -454,7 +456,11 @@ def render_text(report: LeakReport) -> str:
         f"{modes[n].images_run} ({modes[n].stopped.get('reason', '?')})".ljust(w) for n in names))
     lines.append("(growth = Theil-Sen slope after warm-up, exact for graph ops that grew alike 3 times; % = confidence "
                  "in the verdict, one-sided Mann-Kendall against the threshold; from #K = memory judged after its "
-                 "last step, at image K)")
+                 "last step, at image K"
+                 + ("; in chunks = steps while the graph grows and every image opens a Session, growth their "
+                    "average over the measured images" if any(m.rule == "sessions" for mode in modes.values()
+                                                             for m in mode.metrics.values()) else "")
+                 + ")")
     lines.append("")
     na = {m.label: m.reason for mode in modes.values() for m in mode.metrics.values() if m.status == NOT_AVAILABLE}
     for label, reason in na.items():
