@@ -285,8 +285,10 @@ def memory_decision(ys: Sequence[float], xs: Sequence[float], threshold: float, 
         return replace(whole, status="leak", decided=True, rule="with-graph",
                        notes=(*whole.notes, f"grows {whole.slope:+.2f}/image, the latest half too, while the "
                                             "graph grows every image"))
-    rise = (ys[-1] - ys[0]) / (xs[-1] - xs[0]) if xs[-1] != xs[0] else 0.0
-    if session_per_image and len(decision.steps) >= SESSION_STEPS and rise > threshold:
+    if not session_per_image or len(decision.steps) < SESSION_STEPS:
+        return decision
+    rise = (ys[-1] - ys[0]) / (xs[-1] - xs[0])  # MIN_POINTS images: xs differ
+    if rise > threshold:
         return replace(whole, status="leak", decided=True, slope=rise, rule="sessions",
                        notes=(f"{len(decision.steps)} steps while the graph grows and every image opens a new "
                               f"Session: the Sessions' memory, kept in chunks; {rise:+.2f}/image on average, "

@@ -454,13 +454,12 @@ def render_text(report: LeakReport) -> str:
          if modes[n].sessions_created is not None else "n/a").ljust(w) for n in names))
     lines.append("images run".ljust(w0) + "".join(
         f"{modes[n].images_run} ({modes[n].stopped.get('reason', '?')})".ljust(w) for n in names))
+    chunks = any(m.rule == "sessions" for mode in modes.values() for m in mode.metrics.values())
     lines.append("(growth = Theil-Sen slope after warm-up, exact for graph ops that grew alike 3 times; % = confidence "
                  "in the verdict, one-sided Mann-Kendall against the threshold; from #K = memory judged after its "
                  "last step, at image K"
                  + ("; in chunks = steps while the graph grows and every image opens a Session, growth their "
-                    "average over the measured images" if any(m.rule == "sessions" for mode in modes.values()
-                                                             for m in mode.metrics.values()) else "")
-                 + ")")
+                    "average over the measured images" if chunks else "") + ")")
     lines.append("")
     na = {m.label: m.reason for mode in modes.values() for m in mode.metrics.values() if m.status == NOT_AVAILABLE}
     for label, reason in na.items():
